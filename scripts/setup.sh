@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Sets up everything the job and the tests need, from nothing: Java 17 (apt) when missing, a virtual
+# environment in .venv with the CPU build of torch and the package installed in editable mode.
+# Idempotent: a stamp keyed on setup.py skips the pip work when nothing changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v java >/dev/null 2>&1; then
+  echo "setup: installing Java 17 (openjdk-17-jre-headless)" >&2
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=".venv/.setup-$(cat setup.py | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  # The CPU wheel first: an unpinned torch would pull several GB of CUDA packages.
+  .venv/bin/python -m pip install -q torch==2.13.0
+  .venv/bin/python -m pip install -q -e ".[test]"
+  touch "$stamp"
+fi

