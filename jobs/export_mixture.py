@@ -1,0 +1,95 @@
+"""Export one run of the ``mixture`` table as shuffled, sharded training files (JSON Lines and/or Parquet).
+
+    python jobs/export_mixture.py --output out/ --run-id RUN --dest export/ --shards 4 [--chat]
+
+Reads the run's rows from the job's ``mixture`` table (``--output`` is the job's output folder or catalog
+schema), shuffles them deterministically with ``--seed`` and writes ``train-0000i-of-0000N.jsonl`` and/or
+``parquet/train-0000i-of-0000N.parquet`` plus ``manifest.json`` under ``--dest`` (see
+``smart_spark/export.py``). Exit status 0 on success; otherwise one line on stderr that names the problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from smart_spark.errors import SmartError
+from smart_spark.export import FORMATS, ExportOptions, export_mixture
+
+PROG = "export_mixture"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line flags."""
+    parser = argparse.ArgumentParser(
+        prog="export_mixture.py",
+        description="Export one run of the SMART mixture as shuffled, sharded JSON Lines / Parquet files.",
+    )
+    parser.add_argument("--output", required=True,
+                        help="the job's --output: folder of the Delta tables, or catalog schema (catalog.db)")
+    parser.add_argument("--run-id", required=True, help="the run to export")
+    parser.add_argument("--dest", required=True,
+                        help="folder for the files (local path, /Volumes/... or a URI the driver can reach)")
+    parser.add_argument("--format", choices=FORMATS, default="jsonl", help="what to write (default jsonl)")
+    parser.add_argument("--chat", action="store_true",
+                        help='JSON Lines as {"messages": [system?, user, assistant]}')
+    parser.add_argument("--shards", type=int, default=1, help="number of files per format (default 1)")
+    parser.add_argument("--seed", type=int, default=23, help="shuffle seed (default 23)")
+    parser.add_argument("--prompt-col", default="prompt",
+                        help="mixture column of the prompt (default prompt)")
+    parser.add_argument("--response-col", default="response",
+                        help="mixture column of the response (default response)")
+    parser.add_argument("--system", default=None, help="system message of every chat (needs --chat)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier export in --dest (its manifest and train-* files)")
+    return parser
+
+
+def parse_options(argv: Sequence[str] | None = None) -> ExportOptions:
+    """Flags to validated :class:`ExportOptions` (argparse exits 2 on a malformed command line)."""
+    args = build_parser().parse_args(argv)
+    options = ExportOptions(**{key: value for key, value in vars(args).items()})
+    options.validate()
+    return options
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse flags, export, and turn any failure into one clear stderr line and a non-zero status."""
+    try:
+        options = parse_options(argv)
+    except SmartError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    from smart_spark.session import get_spark
+
+    spark = get_spark("smart-export")
+    try:
+        manifest = export_mixture(spark, options)
+    except SmartError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # Spark, I/O, ...: the traceback above, one naming line last
+        traceback.print_exc()
+        first = (str(exc).strip().splitlines() or [""])[0]
+        print(f"{PROG}: error: {type(exc).__name__}: {first}", file=sys.stderr)
+        return 1
+    print(f"{PROG}: {manifest['rows']} rows of run {options.run_id} in {len(manifest['files'])} files "
+          f"under {options.dest}")
+    return 0
+
+
+def cli() -> None:
+    """Console-script / Databricks wheel entry point: returns on success, raises SystemExit otherwise."""
+    code = main()
+    if code:
+        raise SystemExit(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
