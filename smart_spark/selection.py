@@ -1,0 +1,159 @@
+"""Stage 2 in Spark: pick each (task, stratum) group's budgeted instances, distributed.
+
+Per group with budget b and size n (the numpy reference is ``smart_spark.partitioned``):
+
+- ``whole``: b == n, every row, ranked by id, no gain;
+- ``random``: the b rows first in the seeded hash order of their ids;
+- ``exact``: n <= P, the exact greedy in one ``applyInPandas`` call;
+- ``A`` (n > P, b <= P // 2): GreeDi rounds. Rows go to k = ceil(n / P) partitions by the rank of their
+  seeded id hash (rank mod k); each partition picks min(b, size); the union is re-partitioned the same
+  way until it fits in P, then merged (greedy on the union, kept unless a partition's own solution
+  scores higher on the union);
+- ``B`` (n > P, b > P // 2): each partition picks its proportional share of b; the union (b rows) is
+  re-ordered by one greedy when b <= P, else the local orderings are interleaved by gain.
+
+No Python worker ever holds more than P rows; the driver sees one plan row per group, never instances.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from smart_spark.hashing import PARTITION_SALT, RANDOM_SALT
+from udfs import select as udf
+
+Group = tuple[str, "str | None"]
+RESULT_COLUMNS = ["g", "id", "rank", "gain"]
+_RESULT_SCHEMA = "g int, id string, rank int, gain double"
+_CARRY_SCHEMA = ("g int, id string, embedding array<float>, budget int, regime string, part int, "
+                 "rank int, gain double")
+
+
+def plan_groups(budgets: Mapping[Group, int], sizes: Mapping[Group, int], *, fn: str,
+                partition_size: int) -> list[dict]:
+    """One plan row per group with a positive budget: g (index), task, stratum, budget, n, kind."""
+    plan = []
+    for g, key in enumerate(sorted((k for k, b in budgets.items() if b > 0),
+                                   key=lambda k: (k[0], k[1] or ""))):
+        b, n = int(budgets[key]), int(sizes[key])
+        if b > n:
+            raise ValueError(f"group {key} has budget {b} above its size {n}")
+        if b == n:
+            kind = "whole"
+        elif fn == "random":
+            kind = "random"
+        elif n <= partition_size:
+            kind = "exact"
+        else:
+            kind = "A" if b <= partition_size // 2 else "B"
+        plan.append({"g": g, "task": key[0], "stratum": key[1], "budget": b, "n": n, "kind": kind})
+    return plan
+
+
+def _hash(seed: int, salt: str) -> Column:
+    return F.sha2(F.concat(F.lit(f"{seed}:{salt}:"), F.col("id")), 256)
+
+
+def _rank_by(order: list[Column]) -> Column:
+    return F.row_number().over(Window.partitionBy("g").orderBy(*order)) - 1
+
+
+def _partitioned(rows: DataFrame, *, partition_size: int, seed: int) -> DataFrame:
+    """Add n (rows of the group now), k = ceil(n / P) and part = rank of (hash, id) mod k."""
+    n = F.count(F.lit(1)).over(Window.partitionBy("g"))
+    rank = _rank_by([_hash(seed, PARTITION_SALT), F.col("id")])
+    return (rows.withColumn("n", n)
+            .withColumn("k", F.ceil(F.col("n") / F.lit(partition_size)).cast("int"))
+            .withColumn("part", (rank % F.col("k")).cast("int")))
+
+
+def select_instances(spark: SparkSession, rows: DataFrame, budgets: Mapping[Group, int],
+                     sizes: Mapping[Group, int], *, fn: str, partition_size: int, seed: int,
+                     gc_lambda: float = 0.4, logdet_lambda: float = 1.0) -> DataFrame:
+    """Selected rows as (task, stratum, id, selection_rank, selection_gain).
+
+    ``rows`` has ``task``, ``stratum``, ``id`` and ``embedding`` (array<float>; unused for ``whole``
+    and ``random`` groups). ``budgets`` and ``sizes`` are keyed by (task, stratum).
+    """
+    plan = plan_groups(budgets, sizes, fn=fn, partition_size=partition_size)
+    plan_df = spark.createDataFrame(
+        plan, "g int, task string, stratum string, budget int, n int, kind string"
+    )
+    joined = rows.join(
+        F.broadcast(plan_df.withColumnsRenamed({"task": "p_task", "stratum": "p_stratum", "n": "size"})),
+        (rows["task"] == F.col("p_task")) & rows["stratum"].eqNullSafe(F.col("p_stratum")),
+    ).select("g", "id", "embedding", "budget", "kind")
+    kwargs = {"fn": fn, "gc_lambda": gc_lambda, "logdet_lambda": logdet_lambda}
+    kinds = {p["kind"] for p in plan}
+    results: list[DataFrame] = []
+
+    if "whole" in kinds:
+        whole = joined.where("kind = 'whole'")
+        results.append(whole.select("g", "id", _rank_by([F.col("id")]).cast("int").alias("rank"),
+                                    F.lit(None).cast("double").alias("gain")))
+    if "random" in kinds:
+        ranked = joined.where("kind = 'random'").withColumn(
+            "rank", _rank_by([_hash(seed, RANDOM_SALT), F.col("id")]).cast("int"))
+        results.append(ranked.where(F.col("rank") < F.col("budget"))
+                        .select("g", "id", "rank", F.lit(None).cast("double").alias("gain")))
+    if "exact" in kinds:
+        exact = joined.where("kind = 'exact'").select("g", "id", "embedding", "budget")
+        results.append(exact.groupBy("g").applyInPandas(
+            functools.partial(udf.greedy_on_group, keep=["g", "id"], **kwargs), _RESULT_SCHEMA))
+    cached: list[DataFrame] = []
+    if kinds & {"A", "B"}:
+        large, cached = _large_groups(joined.where(F.col("kind").isin("A", "B")), plan,
+                                      partition_size=partition_size, seed=seed, kwargs=kwargs)
+        results.extend(large)
+
+    if not results:
+        selected = spark.createDataFrame([], _RESULT_SCHEMA)
+    else:
+        selected = functools.reduce(DataFrame.unionByName, [r.select(*RESULT_COLUMNS) for r in results])
+    selected = selected.join(F.broadcast(plan_df.select("g", "task", "stratum")), "g").select(
+        "task", "stratum", "id", F.col("rank").alias("selection_rank"),
+        F.col("gain").alias("selection_gain")).persist()
+    selected.count()  # materialise once, so the intermediate rounds can be dropped
+    for frame in cached:
+        frame.unpersist()
+    return selected
+
+
+def _large_groups(rows: DataFrame, plan: list[dict], *, partition_size: int, seed: int,
+                  kwargs: dict) -> tuple[list[DataFrame], list[DataFrame]]:
+    """Regimes A and B for groups larger than P (see the module docstring): (results, cached frames)."""
+    large = [p for p in plan if p["kind"] in ("A", "B")]
+    regime = F.create_map(*[x for p in large for x in (F.lit(p["g"]), F.lit(p["kind"]))])
+    keep = ["g", "id", "embedding", "budget", "regime", "part"]
+    local_fn = functools.partial(udf.greedy_on_partition, keep=keep, **kwargs)
+    group_fn = functools.partial(udf.greedy_on_group, keep=["g", "id"], **kwargs)
+    merge_fn = functools.partial(udf.merge_union, keep=["g", "id"], **kwargs)
+    results: list[DataFrame] = []
+    cached: list[DataFrame] = []
+
+    current = rows.select("g", "id", "embedding", "budget").withColumn("regime", regime[F.col("g")])
+    while True:  # regime A at least halves the candidates each round; regime B takes one round
+        parts = _partitioned(current, partition_size=partition_size, seed=seed)
+        local = parts.groupBy("g", "part").applyInPandas(local_fn, _CARRY_SCHEMA).persist()
+        cached.append(local)
+        local = local.withColumn("u", F.count(F.lit(1)).over(Window.partitionBy("g")))
+        b_rows = local.where("regime = 'B'")
+        results.append(b_rows.where(F.col("budget") <= partition_size)
+                       .select("g", "id", "embedding", "budget").groupBy("g").applyInPandas(
+                           group_fn, _RESULT_SCHEMA))
+        results.append(b_rows.where(F.col("budget") > partition_size).withColumn(
+            "rank", _rank_by([F.col("gain").desc(), F.col("part"), F.col("rank")]).cast("int"))
+            .select("g", "id", "rank", "gain"))
+        a_rows = local.where("regime = 'A'")
+        results.append(
+            a_rows.where(F.col("u") <= partition_size)
+            .select("g", "id", "embedding", "budget", "part", F.col("rank").alias("lrank"),
+                    F.col("gain").alias("lgain"))
+            .groupBy("g").applyInPandas(merge_fn, _RESULT_SCHEMA))
+        current = a_rows.where(F.col("u") > partition_size).select(*keep[:-1])
+        if current.isEmpty():
+            return results, cached

@@ -1,0 +1,77 @@
+"""Spark side of stage 1: embedding checks, per-task mean embeddings and group sizes.
+
+Only M rows (one per task) and the (task, stratum) counts ever reach the driver.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from smart_spark.errors import SmartError
+from udfs.task_sums import SCALE, partial_task_sums, task_sums_schema
+
+
+def validate_embeddings(df: DataFrame, col: str = "embedding", *, flag: str = "--embedding-col") -> int:
+    """Check every row's embedding (not null, finite, not all zero, one dimension); return the dimension.
+
+    Raises :class:`SmartError` naming the problem, how many rows have it and the smallest such id.
+    """
+    emb = F.col(col)
+    problems = {
+        "null": emb.isNull() | (F.size(emb) == 0),
+        "NaN or infinite": F.exists(emb, lambda x: F.isnan(x) | (F.abs(x) == float("inf")) | x.isNull()),
+        "all-zero": F.forall(emb, lambda x: x == 0),
+    }
+    aggs = [F.min(F.size(emb)).alias("min_dim"), F.max(F.size(emb)).alias("max_dim")]
+    for name, cond in problems.items():
+        aggs.append(F.sum(cond.cast("long")).alias(name))
+        aggs.append(F.min(F.when(cond, F.col("id"))).alias(name + "_id"))
+    stats = df.agg(*aggs).first().asDict()
+    for name in problems:
+        if stats[name]:
+            raise SmartError(
+                f"{flag} has {stats[name]} {name} embedding(s), e.g. id {stats[name + '_id']!r}"
+            )
+    if stats["min_dim"] != stats["max_dim"]:
+        raise SmartError(
+            f"{flag} has embeddings of mixed dimension ({stats['min_dim']} to {stats['max_dim']})"
+        )
+    return int(stats["max_dim"])
+
+
+def task_means(df: DataFrame, col: str = "embedding") -> pd.DataFrame:
+    """Per-task unweighted mean of the L2-normalised embeddings, sorted by task name.
+
+    Returns a pandas frame with ``task`` (str), ``n`` (int rows) and ``mean`` ((d,) float64 arrays).
+    Partial sums are exact fixed-point integers, so the result does not depend on the partitioning.
+    """
+    partial = df.select("task", col).mapInArrow(
+        functools.partial(partial_task_sums, embedding_col=col, task_col="task"), task_sums_schema()
+    )
+    summed = partial.groupBy("task").agg(
+        F.sum("n").alias("n"),
+        F.aggregate(
+            F.collect_list("s"),
+            F.transform(F.first("s"), lambda _: F.lit(0).cast("long")),
+            lambda acc, x: F.zip_with(acc, x, lambda a, b: a + b),
+        ).alias("s"),
+    )
+    rows = summed.orderBy("task").collect()
+    return pd.DataFrame(
+        {
+            "task": [r["task"] for r in rows],
+            "n": [int(r["n"]) for r in rows],
+            "mean": [np.asarray(r["s"], dtype=np.float64) / SCALE / r["n"] for r in rows],
+        }
+    )
+
+
+def group_sizes(df: DataFrame) -> dict[tuple[str, str | None], int]:
+    """Rows per (task, stratum) group (stratum None without strata)."""
+    rows = df.groupBy("task", "stratum").count().collect()
+    return {(r["task"], r["stratum"]): int(r["count"]) for r in rows}

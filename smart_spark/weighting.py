@@ -1,0 +1,104 @@
+"""Stage 1 on the driver: pick tasks, weigh them, and split N' into task and stratum budgets.
+
+Inputs are M per-task rows (never instances): the mean embeddings and the (task, stratum) counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from smart_spark.baselines import em_budgets, epm_budgets
+from smart_spark.budgets import mixture_budgets, split_floor_cycle
+from smart_spark.config import JobConfig
+from smart_spark.errors import SmartError
+from smart_spark.strata import split_strata
+from smart_spark.task_selection import select_tasks
+
+Group = tuple[str, "str | None"]
+
+
+@dataclass
+class TaskPlan:
+    """Stage 1's result: one ``task_weights`` row per input task, and the budget of every group."""
+
+    task_weights: pd.DataFrame
+    group_budgets: dict[Group, int]
+
+
+def weigh_tasks(means: pd.DataFrame, sizes: dict[Group, int], config: JobConfig) -> TaskPlan:
+    """Stage 1 of SMART-SPEC.md over ``means`` (columns task, n, mean; one row per task).
+
+    ``sizes`` maps (task, stratum) to rows; stratum is None when the job has no strata.
+    """
+    names = means["task"].to_numpy(dtype=object)
+    num_tasks = len(names) if config.num_tasks is None else config.num_tasks
+    if num_tasks > len(names):
+        raise SmartError(f"--num-tasks {num_tasks} is larger than the {len(names)} tasks of the input")
+    X = np.stack(means["mean"].to_numpy()).astype(np.float32)
+    if config.strategy == "smart":
+        order, gains = select_tasks(X, config.task_fn, num_tasks, names=names, seed=config.seed,
+                                    gc_lambda=config.gc_lambda, logdet_lambda=config.logdet_lambda)
+        task_sizes = means["n"].to_numpy(dtype=np.int64)[order]
+        weights, initial, final = mixture_budgets(gains, task_sizes, config.num_instances,
+                                                  temperature=config.temperature)
+    else:
+        order, gains, weights, initial, final = _baseline(X, names, means["n"].to_numpy(np.int64),
+                                                          num_tasks, config)
+
+    by_task: dict[str, dict[str | None, int]] = {}
+    for (task, stratum), n in sizes.items():
+        by_task.setdefault(task, {})[stratum] = n
+    rows = []
+    group_budgets: dict[Group, int] = {}
+    picked = {int(pos): k for k, pos in enumerate(order)}
+    for pos, task in enumerate(names):
+        k = picked.get(pos)
+        row = {"task": task, "selected": k is not None, "pick_rank": k, "gain": None, "weight": None,
+               "initial_budget": 0, "budget": 0, "task_size": int(means["n"].iloc[pos]),
+               "stratum_budgets": None}
+        if k is not None:
+            row.update(gain=None if gains is None else float(gains[k]), weight=float(weights[k]),
+                       initial_budget=int(initial[k]), budget=int(final[k]))
+            counts = by_task[task]
+            if config.stratum_col is None:
+                split = {None: int(final[k])}
+            else:
+                split = {s: int(b) for s, b in split_strata(int(final[k]), counts, config.strata).items()}
+                row["stratum_budgets"] = dict(split)
+            for stratum, b in split.items():
+                group_budgets[(task, stratum)] = b
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    frame = frame.sort_values(["selected", "pick_rank", "task"], ascending=[False, True, True],
+                              na_position="last").reset_index(drop=True)
+    return TaskPlan(task_weights=frame, group_budgets=group_budgets)
+
+
+def _baseline(X: np.ndarray, names: np.ndarray, sizes: np.ndarray, num_tasks: int, config: JobConfig):
+    """EPM / EM budgets over all tasks (name order) or a seeded random subset of ``num_tasks``.
+
+    Returns (order, gains=None, weights, initial, final); weights are budget shares before capping.
+    """
+    if num_tasks == len(names):
+        order = np.argsort(names.astype(str), kind="stable")
+    else:
+        order, _ = select_tasks(X, "random", num_tasks, names=names, seed=config.seed)
+    picked_sizes = sizes[order]
+    if picked_sizes.sum() < config.num_instances:
+        raise SmartError(
+            f"the {len(order)} picked tasks hold {int(picked_sizes.sum())} instances, fewer than "
+            f"--num-instances {config.num_instances}"
+        )
+    if config.strategy == "epm":
+        capped = picked_sizes if config.epm_cap is None else np.minimum(picked_sizes, config.epm_cap)
+        initial = split_floor_cycle(config.num_instances, capped)
+        final = epm_budgets(picked_sizes, config.num_instances, cap=config.epm_cap)
+        weights = capped / capped.sum()
+    else:
+        initial = split_floor_cycle(config.num_instances, np.ones(len(order), dtype=np.int64))
+        final = em_budgets(picked_sizes, config.num_instances)
+        weights = np.full(len(order), 1.0 / len(order))
+    return order, None, weights, initial, final

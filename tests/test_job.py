@@ -1,0 +1,176 @@
+"""The whole job with a real local SparkSession and real Delta tables, read back with delta-rs.
+
+The mixture must equal what the numpy core computes in-process on the same data: same ids, same order.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from deltalake import DeltaTable
+
+from jobs.smart_mixture import run
+from smart_spark import mixture_budgets, partitioned_greedy_select
+from smart_spark.config import make_config
+from smart_spark.greedy import normalize_rows
+from smart_spark.hashing import RANDOM_SALT, hash_order
+from smart_spark.strata import split_strata
+from smart_spark.synthetic import synthetic_table
+from smart_spark.task_selection import select_tasks
+
+pytestmark = pytest.mark.spark
+
+
+@pytest.fixture(scope="module")
+def synth_path(tmp_path_factory):
+    """2,400 rows over 12 tasks with 16-d embeddings and FLAN template types, as Parquet."""
+    path = tmp_path_factory.mktemp("synth") / "input.parquet"
+    pq.write_table(synthetic_table(2400, 12, dim=16, families=3, seed=5), path)
+    return str(path)
+
+
+def read_delta(path: str, run_id: str | None = None) -> pd.DataFrame:
+    frame = DeltaTable(path).to_pandas()
+    return frame if run_id is None else frame[frame["run_id"] == run_id].reset_index(drop=True)
+
+
+def job_config(synth_path: str, out: str, **overrides):
+    values = dict(input=synth_path, output=out, id_col="id", embedding_col="embedding",
+                  stratum_col="template_type", strata="flan", num_tasks=8, num_instances=500,
+                  run_id="r1", report=False)
+    values.update(overrides)
+    return make_config(values)
+
+
+def reference_mixture(synth_path: str, config) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The same mixture computed in-process by the numpy core: (task table, selected rows)."""
+    table = pq.read_table(synth_path).to_pandas()
+    X = normalize_rows(np.stack(table["embedding"].to_numpy()))
+    tasks = sorted(table["task"].unique())
+    means = np.stack([X[(table["task"] == t).to_numpy()].mean(axis=0) for t in tasks])
+    order, gains = select_tasks(means, config.task_fn, config.num_tasks or len(tasks), names=np.array(tasks),
+                                seed=config.seed)
+    picked = [tasks[i] for i in order]
+    sizes = np.array([(table["task"] == t).sum() for t in picked])
+    weights, initial, final = mixture_budgets(gains, sizes, config.num_instances)
+    rows = []
+    for task, budget in zip(picked, final):
+        part = table[table["task"] == task]
+        counts = part["template_type"].value_counts().to_dict()
+        for stratum, b in split_strata(int(budget), counts, config.strata).items():
+            if b == 0:
+                continue
+            group = part[part["template_type"] == stratum].sort_values("id")
+            ids = group["id"].to_numpy()
+            if b == len(group):
+                chosen, gain = list(ids), [None] * b
+            elif config.instance_fn == "random":
+                chosen, gain = list(ids[hash_order(ids, config.seed, RANDOM_SALT)[:b]]), [None] * b
+            else:
+                E = np.stack(group["embedding"].to_numpy())
+                sel, g = partitioned_greedy_select(E, config.instance_fn, int(b),
+                                                   partition_size=config.partition_size,
+                                                   seed=config.seed, ids=ids)
+                chosen, gain = list(ids[sel]), list(g)
+            rows += [{"task": task, "stratum": stratum, "id": i, "selection_rank": r, "selection_gain": gg}
+                     for r, (i, gg) in enumerate(zip(chosen, gain))]
+    weights_frame = pd.DataFrame({"task": picked, "gain": gains, "weight": weights,
+                                  "initial_budget": initial, "budget": final})
+    return weights_frame, pd.DataFrame(rows)
+
+
+def assert_same_mixture(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    key = ["task", "stratum", "selection_rank"]
+    got = got.sort_values(key).reset_index(drop=True)
+    want = want.sort_values(key).reset_index(drop=True)
+    assert len(got) == len(want)
+    assert got["id"].tolist() == want["id"].tolist()
+    g = got["selection_gain"].to_numpy(dtype=float)
+    w = want["selection_gain"].to_numpy(dtype=float)
+    assert np.array_equal(np.isnan(g), np.isnan(w))
+    np.testing.assert_allclose(g[~np.isnan(g)], w[~np.isnan(w)], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("task_fn", "instance_fn", "partition_size"),
+    [("gc", "fl", 20000), ("fl", "gc", 20000), ("logdet", "logdet", 20000), ("random", "random", 20000),
+     ("gc", "fl", 60), ("gc", "logdet", 40)],
+)
+def test_mixture_equals_core_library(spark, synth_path, tmp_path, task_fn, instance_fn, partition_size):
+    config = job_config(synth_path, str(tmp_path), task_fn=task_fn, instance_fn=instance_fn,
+                        partition_size=partition_size)
+    summary = run(spark, config)
+    want_weights, want = reference_mixture(synth_path, config)
+    got = read_delta(str(tmp_path / "mixture"), "r1")
+    assert len(got) == config.num_instances == summary["mixture_rows"]
+    assert_same_mixture(got, want)
+    weights = read_delta(str(tmp_path / "task_weights"), "r1")
+    kept = weights[weights["selected"]].sort_values("pick_rank")
+    assert kept["task"].tolist() == want_weights["task"].tolist()
+    np.testing.assert_allclose(kept["gain"], want_weights["gain"], rtol=1e-5)
+    assert kept["budget"].tolist() == want_weights["budget"].tolist()
+    assert kept["initial_budget"].tolist() == want_weights["initial_budget"].tolist()
+    assert len(weights) == 12 and weights["selected"].sum() == 8
+    runs = read_delta(str(tmp_path / "runs"), "r1")
+    assert runs["status"].tolist() == ["succeeded"]
+    assert json.loads(runs["config"][0])["instance_fn"] == instance_fn
+    # every input column except the embedding, plus the job's own columns
+    assert "embedding" not in got.columns
+    assert {"template_type", "prompt", "response", "run_id", "task", "stratum", "id", "selection_rank",
+            "selection_gain"} <= set(got.columns)
+
+
+def test_nested_budgets_and_rerun_replaces_only_its_run(spark, synth_path, tmp_path):
+    out = str(tmp_path)
+    run(spark, job_config(synth_path, out, run_id="small", num_instances=300, num_tasks=None))
+    run(spark, job_config(synth_path, out, run_id="large", num_instances=900, num_tasks=None))
+    mix = read_delta(out + "/mixture")
+    small = mix[mix["run_id"] == "small"]
+    large = mix[mix["run_id"] == "large"]
+    checked = 0
+    for (task, stratum), group in small.groupby(["task", "stratum"]):
+        bigger = large[(large["task"] == task) & (large["stratum"] == stratum)]
+        whole = group["selection_gain"].isna().all() or bigger["selection_gain"].isna().all()
+        if len(bigger) < len(group) or whole:  # a group taken whole is ordered by id, not by the greedy
+            continue
+        checked += 1
+        assert group.sort_values("selection_rank")["id"].tolist() == \
+            bigger.sort_values("selection_rank")["id"].tolist()[: len(group)]
+    assert checked >= 5
+    before_large = large.sort_values("id").reset_index(drop=True)
+    run(spark, job_config(synth_path, out, run_id="small", num_instances=200, num_tasks=None))
+    mix = read_delta(out + "/mixture")
+    assert (mix["run_id"] == "small").sum() == 200
+    after_large = mix[mix["run_id"] == "large"].sort_values("id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(before_large, after_large)
+    assert sorted(read_delta(out + "/runs")["run_id"]) == ["large", "small"]
+
+
+@pytest.mark.parametrize("strategy", ["epm", "em"])
+def test_baselines_share_the_schema_and_are_seeded(spark, synth_path, tmp_path, strategy):
+    from smart_spark.baselines import em_budgets, epm_budgets
+
+    out = str(tmp_path)
+    config = job_config(synth_path, out, strategy=strategy, num_tasks=None, epm_cap=150 if strategy == "epm"
+                        else None, run_id=strategy)
+    run(spark, config)
+    table = pq.read_table(synth_path).to_pandas()
+    tasks = sorted(table["task"].unique())
+    sizes = np.array([(table["task"] == t).sum() for t in tasks])
+    want = (epm_budgets(sizes, 500, cap=150) if strategy == "epm" else em_budgets(sizes, 500))
+    weights = read_delta(out + "/task_weights", strategy).sort_values("pick_rank")
+    assert weights["task"].tolist() == tasks
+    assert weights["budget"].tolist() == want.tolist()
+    assert weights["gain"].isna().all()
+    mix = read_delta(out + "/mixture", strategy)
+    assert len(mix) == 500 and mix["selection_gain"].isna().all()
+    for (task, stratum), group in mix.groupby(["task", "stratum"]):
+        pool = table[(table["task"] == task) & (table["template_type"] == stratum)]["id"].to_numpy()
+        if len(group) == len(pool):
+            continue
+        expected = pool[hash_order(pool, 23, RANDOM_SALT)[: len(group)]]
+        assert group.sort_values("selection_rank")["id"].tolist() == list(expected)
