@@ -35,6 +35,7 @@ setup(
             "submodlib-py==0.0.3",
             "apricot-select==0.6.1",
             "pysail>=0.7",
+            "pyspark[connect]==4.2.0",
             "duckdb>=1.0",
             "sentence-transformers>=3",
             "ruff>=0.6",

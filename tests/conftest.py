@@ -1,0 +1,30 @@
+"""Shared fixtures. ``spark``: one local SparkSession for the whole test run (real Spark, Java 17)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory):
+    """A local[2] classic SparkSession: UTC, Arrow on, 4 shuffle partitions, no UI, warehouse in a tmp dir."""
+    from smart_spark.session import get_spark
+
+    warehouse = tmp_path_factory.mktemp("spark-warehouse")
+    session = get_spark(
+        "smart-spark-tests",
+        master="local[2]",
+        conf={
+            "spark.sql.session.timeZone": "UTC",
+            "spark.sql.execution.arrow.pyspark.enabled": "true",
+            "spark.sql.shuffle.partitions": "4",
+            "spark.default.parallelism": "2",
+            "spark.ui.enabled": "false",
+            "spark.ui.showConsoleProgress": "false",
+            "spark.sql.warehouse.dir": str(warehouse),
+            "spark.driver.extraJavaOptions": f"-Dderby.system.home={warehouse}",
+        },
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
