@@ -13,7 +13,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from smart_spark.errors import SmartError
-from udfs.task_sums import SCALE, partial_task_sums, task_sums_schema
+from udfs.task_sums import SCALE, combine_task_sums, partial_task_sums, task_sums_schema
 
 
 def validate_embeddings(df: DataFrame, col: str = "embedding", *, flag: str = "--embedding-col") -> int:
@@ -53,14 +53,7 @@ def task_means(df: DataFrame, col: str = "embedding") -> pd.DataFrame:
     partial = df.select("task", col).mapInArrow(
         functools.partial(partial_task_sums, embedding_col=col, task_col="task"), task_sums_schema()
     )
-    summed = partial.groupBy("task").agg(
-        F.sum("n").alias("n"),
-        F.aggregate(
-            F.collect_list("s"),
-            F.transform(F.first("s"), lambda _: F.lit(0).cast("long")),
-            lambda acc, x: F.zip_with(acc, x, lambda a, b: a + b),
-        ).alias("s"),
-    )
+    summed = partial.groupBy("task").applyInPandas(combine_task_sums, task_sums_schema())
     rows = summed.orderBy("task").collect()
     return pd.DataFrame(
         {

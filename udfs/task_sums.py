@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 FIXED_POINT_BITS = 32
@@ -61,3 +62,9 @@ def partial_task_sums(batches: Iterator[pa.RecordBatch], *, embedding_col: str =
             ],
             names=["task", "n", "s"],
         )
+
+
+def combine_task_sums(pdf: pd.DataFrame) -> pd.DataFrame:
+    """``applyInPandas`` per task: add the partitions' partial rows (exact int64 sums)."""
+    total = np.sum(np.stack(pdf["s"].to_numpy()), axis=0, dtype=np.int64)
+    return pd.DataFrame({"task": [pdf["task"].iloc[0]], "n": [int(pdf["n"].sum())], "s": [total]})
