@@ -1,0 +1,122 @@
+"""Embeddings for a DataFrame's text column, through the Delta ``embeddings`` cache (INTERFACES.md §2).
+
+Cache rows: ``model`` string (:func:`smart_spark.encoder.model_id`: name, folder fingerprint and truncation
+length), ``text_sha256`` string (hex SHA-256 of the UTF-8 text), ``dim`` int, ``embedding`` array<float>,
+``created_at`` timestamp. Rows are only ever added (``merge_insert_new`` on (model, text_sha256)).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from pyspark import StorageLevel
+from pyspark.sql import functions as F
+
+from smart_spark import delta_io
+from smart_spark.encoder import embedding_dim, model_id
+from smart_spark.errors import SmartError
+from udfs.embed import embed_udf
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+    from smart_spark.delta_io import TableRef
+
+_SHA = "__smartspark_text_sha256"
+_TEXT = "__smartspark_text"
+_STORED = "__smartspark_stored_sha256"
+
+
+def text_sha256(col: Column | str) -> Column:
+    """Hex SHA-256 (64 lowercase characters) of the UTF-8 bytes of a string column; null stays null."""
+    return F.sha2(F.col(col) if isinstance(col, str) else col, 256)
+
+
+def _embed_partitions(spark: SparkSession, n_texts: int, batch_size: int) -> int:
+    """Partitions for embedding ``n_texts``: two per task slot of the cluster, but at least ``batch_size``
+    texts (one full forward pass) per partition."""
+    try:
+        slots = int(spark.sparkContext.defaultParallelism)
+    except Exception:  # Spark Connect has no SparkContext
+        slots = int(spark.conf.get("spark.sql.shuffle.partitions", "200") or 200)
+    return max(1, min(2 * slots, math.ceil(n_texts / max(1, batch_size))))
+
+
+def embed_with_cache(
+    spark: SparkSession,
+    df: DataFrame,
+    *,
+    text_col: str,
+    model: str | None,
+    cache: TableRef,
+    max_length: int = 256,
+    batch_size: int = 64,
+    device: str = "auto",
+    out_col: str = "embedding",
+) -> tuple[DataFrame, dict[str, Any]]:
+    """``df`` plus ``out_col`` (array<float>, the embedding of ``text_col``), and stats.
+
+    Only texts not yet cached for this model are embedded, once per distinct text (the UDF's output goes
+    straight into the cache table by MERGE, then every row's embedding is read back from the cache, so the
+    encoder runs at most once per text). Stats: ``texts`` distinct texts, ``cache_hits`` of them already
+    cached, ``embedded`` embedded now, ``model`` the cache key, ``dim`` the embedding width.
+    SmartError when ``out_col`` already exists or the cache holds rows of this model with another dim.
+    The result is lazy; the caller persists it if it is used more than once.
+    """
+    if text_col not in df.columns:
+        raise SmartError(f"text column {text_col!r} is not in the data")
+    if out_col in df.columns:
+        raise SmartError(f"column {out_col!r} already exists; it would be overwritten by the embeddings")
+    key = model_id(model, max_length)
+    dim = embedding_dim(model)
+    keyed = df.withColumn(_SHA, text_sha256(text_col))
+
+    cached = None
+    if delta_io.exists(spark, cache):
+        cached = delta_io.read(spark, cache).where(F.col("model") == F.lit(key))
+        wrong = cached.where(F.col("dim") != F.lit(dim)).select("dim").limit(1).collect()
+        if wrong:
+            raise SmartError(
+                f"{cache}: cached embeddings of model {key} have dim {wrong[0]['dim']}, but the model gives "
+                f"{dim}; remove those rows or use another --embeddings-table"
+            )
+
+    distinct = keyed.select(_SHA, F.col(text_col).alias(_TEXT)).dropDuplicates([_SHA])
+    distinct = distinct.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        missing = distinct
+        if cached is not None:
+            stored = cached.select(F.col("text_sha256").alias(_STORED))
+            missing = distinct.join(stored, F.col(_SHA) == F.col(_STORED), "left_anti")
+        n_texts, n_missing = distinct.count(), missing.count()
+        if n_missing:
+            embed = embed_udf(model, max_length=max_length, batch_size=batch_size, device=device)
+            # Few bytes but much compute: spread over the cluster (AQE would coalesce the shuffle output
+            # of a few MB of text into one task).
+            missing = missing.repartition(_embed_partitions(spark, n_missing, batch_size))
+            new = missing.select(
+                F.lit(key).alias("model"),
+                F.col(_SHA).alias("text_sha256"),
+                F.lit(dim).cast("int").alias("dim"),
+                embed(F.col(_TEXT)).alias("embedding"),
+                F.current_timestamp().alias("created_at"),
+            )
+            info = {"operation": "embed", "model": key}
+            delta_io.merge_insert_new(spark, new, cache, keys=["model", "text_sha256"], commit_info=info)
+    finally:
+        distinct.unpersist()
+
+    stats = {"texts": n_texts, "cache_hits": n_texts - n_missing, "embedded": n_missing}
+    stats.update(model=key, dim=dim)
+    if n_texts == 0:
+        return df.withColumn(out_col, F.lit(None).cast("array<float>")), stats
+    # A concurrent run may have stored the same key too (see delta_io): keep one row per key.
+    vectors = (
+        delta_io.read(spark, cache)
+        .where(F.col("model") == F.lit(key))
+        .select(F.col("text_sha256").alias(_STORED), F.col("embedding").alias(out_col))
+        .dropDuplicates([_STORED])
+    )
+    out = keyed.join(vectors, F.col(_SHA) == F.col(_STORED), "left").drop(_SHA, _STORED)
+    return out, stats  # df's columns in order, then out_col

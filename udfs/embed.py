@@ -1,0 +1,73 @@
+"""The Spark UDF that embeds a string column: ``df.withColumn("embedding", embed_udf(model)("prompt"))``.
+
+An iterator Arrow UDF (``pyspark.sql.functions.arrow_udf``, ``Iterator[pa.Array] -> Iterator[pa.Array]``):
+each Python worker loads the encoder once (:func:`smart_spark.encoder.load_encoder`, cached per process),
+encodes slices of ``arrow_batch_size`` rows (sorted by token count inside the slice, forward passes of
+``batch_size`` rows, by ``Encoder.encode``) and hands the (n, dim) float32 result to Arrow as one list
+array over the flat buffer: no per-row Python objects on the way out.
+
+Why not ``predict_batch_udf`` or a pandas iterator UDF (both return ``pd.Series(list(rows))``, one numpy
+object per row)? Measured on 2 shared CPU cores, local[2], 4 partitions, medians of 4 interleaved runs:
+
+=========================  ==========================  ==============================
+UDF shape                  plumbing only (zeros), 50k   all-MiniLM-L6-v2 on CPU, 600
+=========================  ==========================  ==============================
+predict_batch_udf          16.8k rows/s                 200 texts/s
+pandas iterator UDF        14.9k rows/s                 200 texts/s
+arrow iterator UDF (this)  46.9k rows/s                 206 texts/s
+=========================  ==========================  ==============================
+
+On CPU the forward passes dominate and the three tie; on a GPU, where the encoder runs at thousands of
+texts/s per task, the per-row conversion of the other two would be a large share of the time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pyarrow as pa
+from pyspark.sql.column import Column
+from pyspark.sql.functions import arrow_udf
+from pyspark.sql.types import ArrayType, FloatType
+
+from smart_spark.encoder import load_encoder
+from smart_spark.errors import SmartError
+
+
+def embeddings_to_arrow(embeddings: np.ndarray) -> pa.ListArray:
+    """(n, dim) float32 array → an Arrow ``list<float>`` array of n rows, sharing the flat buffer."""
+    n, dim = embeddings.shape
+    offsets = pa.array(np.arange(0, (n + 1) * dim, dim, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, pa.array(np.ascontiguousarray(embeddings, np.float32).ravel()))
+
+
+def embed_udf(
+    model: str | None = None,
+    *,
+    max_length: int = 256,
+    batch_size: int = 64,
+    device: str = "auto",
+    arrow_batch_size: int = 1024,
+    cpu_threads: int | None = None,
+) -> Callable[[Column | str], Column]:
+    """A UDF mapping a string column to ``array<float>`` embeddings (``Encoder.dim`` floats each, unit
+    norm for sentence-transformers folders that end in Normalize, and for plain folders).
+
+    ``model``: a folder or an offline Hugging Face id (``None`` = bundled all-MiniLM-L6-v2);
+    ``max_length``: truncation, tokens; ``batch_size``: rows per forward pass; ``device``: ``auto``,
+    ``cpu`` or ``cuda`` (``auto`` uses the task's assigned GPU); ``arrow_batch_size``: rows sorted and
+    encoded together (and per output Arrow batch); ``cpu_threads``: torch threads per task on CPU
+    (``None`` = the task's cores). A null text fails the task with a SmartError saying so.
+    """
+
+    def embed(batches: Iterator[pa.Array]) -> Iterator[pa.Array]:
+        encoder = load_encoder(model, device=device, max_length=max_length, cpu_threads=cpu_threads)
+        for batch in batches:
+            if batch.null_count:
+                raise SmartError(f"cannot embed a null text ({batch.null_count} null of {len(batch)} rows)")
+            for start in range(0, len(batch), arrow_batch_size):
+                texts = batch.slice(start, arrow_batch_size).to_pylist()
+                yield embeddings_to_arrow(encoder.encode(texts, batch_size=batch_size))
+
+    return arrow_udf(embed, ArrayType(FloatType()))
