@@ -8,8 +8,8 @@ setup:
 	@bash scripts/setup.sh
 
 sample: setup
-	@rm -rf out/sample
-	$(VENV)/python jobs/smart_mixture.py --config conf/sample.yaml
+	PYSPARK_SUBMIT_ARGS="--conf spark.ui.showConsoleProgress=false pyspark-shell" \
+	  $(VENV)/python jobs/smart_mixture.py --config conf/sample.yaml
 
 test: setup
 	$(VENV)/python -m ruff check .
