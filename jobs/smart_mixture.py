@@ -22,12 +22,12 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from smart_spark import delta_io
-from smart_spark.config import JobConfig, load_config
+from smart_spark.config import JobConfig, expand_sweep, load_config
 from smart_spark.errors import SmartError
 from smart_spark.failpoints import InjectedFailure, failpoint
 from smart_spark.outputs import commit_run, mixture_frame, runs_frame, task_weights_frame
 from smart_spark.reader import embedding_array, local_path, prepare_instances, read_input
-from smart_spark.selection import select_instances
+from smart_spark.selection import select_sweep
 from smart_spark.session import get_spark
 from smart_spark.task_stats import group_sizes, task_means, validate_embeddings
 from smart_spark.weighting import weigh_tasks
@@ -47,10 +47,15 @@ class Stopwatch:
 
 
 def run(spark: SparkSession, config: JobConfig) -> dict:
-    """Run the whole job once; returns the run's summary (also recorded in ``runs.metrics``)."""
+    """Run the whole job once; returns the run's summary (also recorded in ``runs.metrics``).
+
+    A budget sweep (lists of M' or N') writes one mixture per pair under ``<run-id>/m<M'>-n<N'>``;
+    its summary lists them under ``"mixtures"``.
+    """
     started_at = datetime.now(timezone.utc)
     clock = Stopwatch()
     refs = delta_io.output_tables(config.output)
+    configs = expand_sweep(config)
 
     # 1. Read: the input table, checked before any work.
     raw, input_version = read_input(spark, config)
@@ -80,54 +85,80 @@ def run(spark: SparkSession, config: JobConfig) -> dict:
     # 3. Weigh tasks: per-task means (distributed sums, M rows to the driver), greedy, budgets.
     means = task_means(instances, "embedding")
     sizes = group_sizes(instances)
-    plan = weigh_tasks(means, sizes, config)
+    plans = [weigh_tasks(means, sizes, c) for c in configs]
     clock.lap("weigh")
 
     # 4. Select: per (task, stratum) group, the budgeted instances by partitioned greedy.
     instance_fn = config.instance_fn if config.strategy == "smart" else "random"  # baselines: uniform
-    selected = select_instances(
-        spark, instances, plan.group_budgets, sizes, fn=instance_fn,
+    selections = select_sweep(
+        spark, instances, [p.group_budgets for p in plans], sizes, fn=instance_fn,
         partition_size=config.partition_size, seed=config.seed, gc_lambda=config.gc_lambda,
         logdet_lambda=config.logdet_lambda)
     failpoint("during_select")
     clock.lap("select")
 
-    # 5. Write: mixture, task_weights, then runs; all or nothing.
-    mixture = mixture_frame(prepared, selected, run_id=config.run_id, embedding_col=config.embedding_col)
-    mixture_rows = int(sum(plan.group_budgets.values()))
-    summary = {
-        "run_id": config.run_id, "input": config.input, "input_version": input_version,
-        "input_rows": int(means["n"].sum()), "num_tasks_total": len(means),
-        "num_tasks_selected": int(plan.task_weights["selected"].sum()),
-        "num_instances": config.num_instances, "strategy": config.strategy,
+    # 5. Write: mixture, task_weights, then runs, for every mixture; all or nothing.
+    base = {
+        "input": config.input, "input_version": input_version, "input_rows": int(means["n"].sum()),
+        "num_tasks_total": len(means), "strategy": config.strategy,
         "task_fn": config.task_fn if config.strategy == "smart" else config.strategy,
         "instance_fn": instance_fn, "strata": config.strata if config.stratum_col else None,
-        "partition_size": config.partition_size, "seed": config.seed, "mixture_rows": mixture_rows,
-        "embedding_dim": dim, "embed_stats": embed_stats, "output": config.output,
-        "stage_seconds": clock.seconds,
+        "partition_size": config.partition_size, "seed": config.seed, "embedding_dim": dim,
+        "embed_stats": embed_stats, "output": config.output, "stage_seconds": clock.seconds,
     }
-    frames = {
-        "mixture": mixture,
-        "task_weights": task_weights_frame(spark, plan.task_weights, config.run_id),
-    }
-    frames["runs"] = runs_frame(
-        spark, run_id=config.run_id, started_at=started_at, finished_at=datetime.now(timezone.utc),
-        config_json=config.to_json(), input_desc=config.input, input_version=input_version,
-        metrics=summary)
-    commit_run(spark, refs, frames, run_id=config.run_id, config_json=config.to_json())
+    summaries, runs = [], []
+    for c, plan, selected in zip(configs, plans, selections):
+        summary = {**base, "run_id": c.run_id, "num_instances": c.num_instances,
+                   "num_tasks_selected": int(plan.task_weights["selected"].sum()),
+                   "mixture_rows": int(sum(plan.group_budgets.values()))}
+        frames = {
+            "mixture": mixture_frame(prepared, selected, run_id=c.run_id, embedding_col=c.embedding_col),
+            "task_weights": task_weights_frame(spark, plan.task_weights, c.run_id),
+            "runs": runs_frame(spark, run_id=c.run_id, started_at=started_at,
+                               finished_at=datetime.now(timezone.utc), config_json=c.to_json(),
+                               input_desc=c.input, input_version=input_version, metrics=summary),
+        }
+        summaries.append(summary)
+        runs.append((c.run_id, frames))
+    commit_run(spark, refs, runs, config_json=config.to_json())
     clock.lap("write")
-    selected.unpersist()
+    for selected in selections:
+        selected.unpersist()
     instances.unpersist()
 
     if config.report:
-        from smart_spark.report import format_console, write_report
+        write_reports(config, refs, summaries, plans, clock.seconds)
+    if len(summaries) == 1:
+        return summaries[0]
+    return {**base, "run_id": config.run_id, "mixtures": summaries}
 
-        summary["stage_seconds"] = clock.seconds
-        local_out = local_path(config.output) if refs["mixture"].path else None
+
+def write_reports(config: JobConfig, refs: dict[str, delta_io.TableRef], summaries: list[dict],
+                  plans: list, seconds: dict[str, float]) -> None:
+    """report.md (and the chart) beside the tables, one per mixture of a sweep, and the console text."""
+    from smart_spark.report import format_console, write_report
+
+    local_out = local_path(config.output) if refs["mixture"].path else None
+    sweep = len(summaries) > 1
+    index = ["# SMART budget sweep: run `" + config.run_id + "`", "",
+             "| mixture | M' kept | N' | rows | first task's share before / after capping |",
+             "|---|---:|---:|---:|---|"]
+    for summary, plan in zip(summaries, plans):
+        summary["stage_seconds"] = seconds
         if local_out is not None:
-            summary["report_path"], _ = write_report(local_out, summary, plan.task_weights)
+            folder = os.path.join(local_out, "reports", summary["run_id"]) if sweep else local_out
+            summary["report_path"], _ = write_report(folder, summary, plan.task_weights)
         print(format_console(summary, plan.task_weights))
-    return summary
+        first = plan.task_weights[plan.task_weights["selected"]].sort_values("pick_rank").iloc[0]
+        n = summary["num_instances"]
+        index.append(f"| `{summary['run_id']}` | {summary['num_tasks_selected']} | {n:,} | "
+                     f"{summary['mixture_rows']:,} | `{first['task']}` {first['initial_budget'] / n:.2%} / "
+                     f"{first['budget'] / n:.2%} |")
+    if sweep and local_out is not None:
+        index += ["", "Each mixture's report: `reports/<mixture>/report.md`."]
+        with open(os.path.join(local_out, "report.md"), "w", encoding="utf-8") as fh:
+            fh.write("\n".join(index) + "\n")
+        print("\n".join(index))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

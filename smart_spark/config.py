@@ -61,6 +61,9 @@ class JobConfig:
     run_id: str = field(default_factory=lambda: default_run_id())
     strategy: str = "smart"
     epm_cap: int | None = None
+    #: Budget sweeps: every (M', N') pair of these lists is one mixture (``expand_sweep``).
+    num_tasks_list: list[int | None] = field(default_factory=list)
+    num_instances_list: list[int] = field(default_factory=list)
     report: bool = True
 
     def to_json(self) -> str:
@@ -90,8 +93,8 @@ _FLAGS: list[tuple[str, type, str]] = [
     ("embed-batch-size", int, "rows per forward pass"),
     ("device", str, "auto, cpu or cuda"),
     ("embeddings-table", str, "embedding cache table (default <output>/embeddings)"),
-    ("num-tasks", str, "M': tasks kept by stage 1 (an integer or 'all')"),
-    ("num-instances", int, "N': instances in the mixture"),
+    ("num-tasks", str, "M': tasks kept by stage 1 (an integer or 'all'; a list such as 8,16,all sweeps)"),
+    ("num-instances", str, "N': instances in the mixture (a list such as 25000,50000 sweeps)"),
     ("task-fn", str, "stage-1 function: gc, fl, logdet, random"),
     ("instance-fn", str, "stage-2 function: fl, gc, logdet, random"),
     ("gc-lambda", float, "graph-cut lambda"),
@@ -127,6 +130,34 @@ def _parse_num_tasks(value: Any) -> int | None:
         raise SmartError(f"--num-tasks must be an integer or 'all', got {value!r}") from None
 
 
+def _as_list(value: Any) -> list[Any]:
+    """A flag's comma-separated list (or a YAML list) as a list of its items."""
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, str) and "," in value:
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [value]
+
+
+def _parse_num_instances(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise SmartError(f"--num-instances must be an integer, got {value!r}") from None
+
+
+def expand_sweep(config: JobConfig) -> list[JobConfig]:
+    """One config per (M', N') pair of a sweep, run id ``<run-id>/m<M'>-n<N'>``; [config] otherwise."""
+    pairs = [(m, n) for m in config.num_tasks_list for n in config.num_instances_list]
+    if len(pairs) <= 1:
+        return [config]
+    return [
+        dataclasses.replace(config, num_tasks=m, num_instances=n, num_tasks_list=[m], num_instances_list=[n],
+                            run_id=f"{config.run_id}/m{'all' if m is None else m}-n{n}")
+        for m, n in pairs
+    ]
+
+
 def load_config(argv: Sequence[str] | None = None) -> JobConfig:
     """Parse flags and the optional YAML file into a validated :class:`JobConfig`."""
     args = build_parser().parse_args(argv)
@@ -158,8 +189,14 @@ def make_config(values: dict[str, Any]) -> JobConfig:
         if values.get(required) in (None, ""):
             raise SmartError(f"--{required.replace('_', '-')} is required")
     values = dict(values)
-    values["num_tasks"] = _parse_num_tasks(values.get("num_tasks"))
-    for key, typ in (("num_instances", int), ("epm_cap", int), ("max_length", int), ("embed_batch_size", int),
+    tasks = [_parse_num_tasks(v) for v in _as_list(values.get("num_tasks"))]
+    instances = [_parse_num_instances(v) for v in _as_list(values["num_instances"])]
+    if len(set(tasks)) != len(tasks) or len(set(instances)) != len(instances):
+        raise SmartError("--num-tasks and --num-instances lists must not repeat a value")
+    values["num_tasks_list"], values["num_instances_list"] = tasks, instances
+    values["num_tasks"] = None if None in tasks else max(tasks)
+    values["num_instances"] = max(instances)
+    for key, typ in (("epm_cap", int), ("max_length", int), ("embed_batch_size", int),
                      ("partition_size", int), ("seed", int), ("gc_lambda", float),
                      ("logdet_lambda", float), ("temperature", float)):
         if key in values and values[key] is not None:
@@ -189,10 +226,12 @@ def validate(config: JobConfig) -> None:
     _choice("strategy", config.strategy, STRATEGIES)
     if config.epm_cap is not None and config.epm_cap <= 0:
         raise SmartError(f"--epm-cap must be positive, got {config.epm_cap}")
-    if config.num_instances <= 0:
-        raise SmartError(f"--num-instances must be positive, got {config.num_instances}")
-    if config.num_tasks is not None and config.num_tasks <= 0:
-        raise SmartError(f"--num-tasks must be positive or 'all', got {config.num_tasks}")
+    for n in config.num_instances_list or [config.num_instances]:
+        if n <= 0:
+            raise SmartError(f"--num-instances must be positive, got {n}")
+    for m in config.num_tasks_list or [config.num_tasks]:
+        if m is not None and m <= 0:
+            raise SmartError(f"--num-tasks must be positive or 'all', got {m}")
     if config.partition_size < 2:
         raise SmartError(f"--partition-size must be at least 2, got {config.partition_size}")
     if config.max_length <= 0 or config.embed_batch_size <= 0:

@@ -81,27 +81,31 @@ def runs_frame(spark: SparkSession, *, run_id: str, started_at: datetime, finish
     return spark.createDataFrame([row], RUNS_SCHEMA)
 
 
-def commit_run(spark: SparkSession, refs: dict[str, delta_io.TableRef], frames: dict[str, DataFrame], *,
-               run_id: str, config_json: str) -> dict[str, int]:
-    """Commit ``frames`` (mixture, task_weights, runs) in order, all or nothing; new versions by table."""
+def commit_run(spark: SparkSession, refs: dict[str, delta_io.TableRef],
+               runs: list[tuple[str, dict[str, DataFrame]]], *, config_json: str) -> None:
+    """Commit every run's frames (mixture, task_weights, runs, in that order per table), all or nothing.
+
+    ``runs`` holds (run id, frames by table); a sweep has several. On any failure, every commit made
+    here is undone by a compensating commit of that run id's earlier rows, and the error re-raised.
+    """
     before = {name: delta_io.version(spark, refs[name]) for name in TABLES}
-    committed: dict[str, int] = {}
-    info = {"smartspark.run_id": run_id, "smartspark.config": config_json}
+    committed: list[tuple[str, str, DataFrame]] = []
     try:
         for name in TABLES:
             if name == "task_weights":
                 failpoint("after_mixture")
             if name == "runs":
                 failpoint("before_runs")
-            committed[name] = delta_io.replace_where(
-                spark, frames[name], refs[name], column="run_id", value=run_id, partition_by=["run_id"],
-                commit_info=info,
-            )
+            for run_id, frames in runs:
+                info = {"smartspark.run_id": run_id, "smartspark.config": config_json}
+                delta_io.replace_where(spark, frames[name], refs[name], column="run_id", value=run_id,
+                                       partition_by=["run_id"], commit_info=info)
+                committed.append((name, run_id, frames[name]))
     except BaseException:
-        for name in reversed(list(committed)):
-            _put_back(spark, refs[name], frames[name], run_id=run_id, version=before[name], info=info)
+        for name, run_id, frame in reversed(committed):
+            _put_back(spark, refs[name], frame, run_id=run_id, version=before[name],
+                      info={"smartspark.run_id": run_id, "smartspark.rollback": "true"})
         raise
-    return committed
 
 
 def _put_back(spark: SparkSession, ref: delta_io.TableRef, frame: DataFrame, *, run_id: str,
@@ -112,4 +116,4 @@ def _put_back(spark: SparkSession, ref: delta_io.TableRef, frame: DataFrame, *, 
     else:
         old = delta_io.read(spark, ref, version=version).where(F.col("run_id") == run_id)
     delta_io.replace_where(spark, old, ref, column="run_id", value=run_id, partition_by=["run_id"],
-                           commit_info={**info, "smartspark.rollback": "true"})
+                           commit_info=info)

@@ -174,3 +174,40 @@ def test_baselines_share_the_schema_and_are_seeded(spark, synth_path, tmp_path, 
             continue
         expected = pool[hash_order(pool, 23, RANDOM_SALT)[: len(group)]]
         assert group.sort_values("selection_rank")["id"].tolist() == list(expected)
+
+
+def test_delta_input_records_its_version(spark, tmp_path):
+    from deltalake import write_deltalake
+
+    table = synthetic_table(600, 5, dim=8, families=2, seed=9)
+    source = str(tmp_path / "input_delta")
+    write_deltalake(source, table.slice(0, 300))
+    write_deltalake(source, table.slice(300), mode="append")
+    config = make_config(dict(input=source, output=str(tmp_path / "out"), id_col="id",
+                              embedding_col="embedding", num_instances=50, run_id="d", report=False))
+    summary = run(spark, config)
+    assert summary["input_version"] == 1 and summary["input_rows"] == 600
+    runs = read_delta(str(tmp_path / "out" / "runs"))
+    assert runs["input_version"].tolist() == [1]
+
+
+def test_budget_sweep_equals_separate_runs(spark, synth_path, tmp_path):
+    out = str(tmp_path / "sweep")
+    summary = run(spark, job_config(synth_path, out, run_id="sw", num_tasks="8,all", num_instances="200,500",
+                                    partition_size=150))
+    assert [m["run_id"] for m in summary["mixtures"]] == ["sw/m8-n200", "sw/m8-n500", "sw/mall-n200",
+                                                           "sw/mall-n500"]
+    mix = read_delta(out + "/mixture")
+    assert mix.groupby("run_id").size().to_dict() == {"sw/m8-n200": 200, "sw/m8-n500": 500,
+                                                      "sw/mall-n200": 200, "sw/mall-n500": 500}
+    assert sorted(read_delta(out + "/runs")["run_id"]) == sorted(mix["run_id"].unique())
+    for m, n in (("8", 500), ("all", 200)):
+        single = str(tmp_path / f"single-{m}-{n}")
+        run(spark, job_config(synth_path, single, run_id="one", num_tasks=m, num_instances=n,
+                              partition_size=150))
+        want = read_delta(single + "/mixture")
+        got = mix[mix["run_id"] == f"sw/m{m}-n{n}"].reset_index(drop=True)
+        assert_same_mixture(got, want)
+        w_got = read_delta(out + "/task_weights", f"sw/m{m}-n{n}").sort_values("task").reset_index(drop=True)
+        w_want = read_delta(single + "/task_weights").sort_values("task").reset_index(drop=True)
+        assert w_got["budget"].tolist() == w_want["budget"].tolist()
