@@ -211,3 +211,15 @@ def test_budget_sweep_equals_separate_runs(spark, synth_path, tmp_path):
         w_got = read_delta(out + "/task_weights", f"sw/m{m}-n{n}").sort_values("task").reset_index(drop=True)
         w_want = read_delta(single + "/task_weights").sort_values("task").reset_index(drop=True)
         assert w_got["budget"].tolist() == w_want["budget"].tolist()
+
+
+def test_catalog_table_input(spark, synth_path, tmp_path):
+    spark.sql("CREATE DATABASE IF NOT EXISTS smart_in")
+    spark.read.parquet(synth_path).write.mode("overwrite").saveAsTable("smart_in.instructions")
+    config = job_config("smart_in.instructions", str(tmp_path / "out"), run_id="cat")
+    assert config.input_format == "auto"
+    run(spark, config)
+    want = run(spark, job_config(synth_path, str(tmp_path / "ref"), run_id="cat"))
+    assert want["mixture_rows"] == 500
+    assert_same_mixture(read_delta(str(tmp_path / "out" / "mixture")),
+                        read_delta(str(tmp_path / "ref" / "mixture")))
