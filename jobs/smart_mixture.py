@@ -29,7 +29,7 @@ from smart_spark.outputs import commit_run, mixture_frame, runs_frame, task_weig
 from smart_spark.reader import embedding_array, local_path, prepare_instances, read_input
 from smart_spark.selection import select_sweep
 from smart_spark.session import get_spark
-from smart_spark.task_stats import group_sizes, task_means, validate_embeddings
+from smart_spark.task_stats import group_of_tasks, group_sizes, task_means, validate_embeddings
 from smart_spark.weighting import weigh_tasks
 
 
@@ -85,7 +85,8 @@ def run(spark: SparkSession, config: JobConfig) -> dict:
     # 3. Weigh tasks: per-task means (distributed sums, M rows to the driver), greedy, budgets.
     means = task_means(instances, "embedding")
     sizes = group_sizes(instances)
-    plans = [weigh_tasks(means, sizes, c) for c in configs]
+    task_groups = group_of_tasks(prepared, config.group_col) if config.strategy == "fixed" else None
+    plans = [weigh_tasks(means, sizes, c, task_groups) for c in configs]
     clock.lap("weigh")
 
     # 4. Select: per (task, stratum) group, the budgeted instances by partitioned greedy.

@@ -24,7 +24,7 @@ SET_FUNCTIONS = ("fl", "gc", "logdet")
 TASK_FUNCTIONS = (*SET_FUNCTIONS, "random")
 INSTANCE_FUNCTIONS = (*SET_FUNCTIONS, "random")
 STRATA_MODES = ("proportional", "equal", "flan")
-STRATEGIES = ("smart", "epm", "em")
+STRATEGIES = ("smart", "epm", "em", "fixed")
 INPUT_FORMATS = ("auto", "delta", "parquet", "json", "table")
 DEVICES = ("auto", "cpu", "cuda")
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$")
@@ -61,6 +61,8 @@ class JobConfig:
     run_id: str = field(default_factory=lambda: default_run_id())
     strategy: str = "smart"
     epm_cap: int | None = None
+    group_col: str | None = None
+    group_weights: dict[str, float] | None = None
     #: Budget sweeps: every (M', N') pair of these lists is one mixture (``expand_sweep``).
     num_tasks_list: list[int | None] = field(default_factory=list)
     num_instances_list: list[int] = field(default_factory=list)
@@ -105,6 +107,8 @@ _FLAGS: list[tuple[str, type, str]] = [
     ("run-id", str, "run id (rerunning one replaces that run)"),
     ("strategy", str, "smart, or a baseline: epm (examples-proportional), em (equal)"),
     ("epm-cap", int, "EPM: cap each task's size at K before normalising (T5)"),
+    ("group-col", str, "fixed: the column whose values get fixed weights (one value per task)"),
+    ("group-weights", str, "fixed: weights per group value, e.g. flan=40,t0=32,niv2=20,cot=5,dialog=3"),
 ]
 
 
@@ -144,6 +148,20 @@ def _parse_num_instances(value: Any) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise SmartError(f"--num-instances must be an integer, got {value!r}") from None
+
+
+def _parse_weights(text: str) -> dict[str, float]:
+    """``"a=40,b=32"`` -> {"a": 40.0, "b": 32.0}, in the order given."""
+    weights: dict[str, float] = {}
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        try:
+            if not sep or not name.strip():
+                raise ValueError
+            weights[name.strip()] = float(value)
+        except ValueError:
+            raise SmartError(f"--group-weights must look like name=weight,... got {item!r}") from None
+    return weights
 
 
 def expand_sweep(config: JobConfig) -> list[JobConfig]:
@@ -204,6 +222,8 @@ def make_config(values: dict[str, Any]) -> JobConfig:
                 values[key] = typ(values[key])
             except (TypeError, ValueError):
                 raise SmartError(f"--{key.replace('_', '-')} must be a number, got {values[key]!r}") from None
+    if isinstance(values.get("group_weights"), str):
+        values["group_weights"] = _parse_weights(values["group_weights"])
     if "run_id" in values and values["run_id"] is not None:
         values["run_id"] = str(values["run_id"])
     config = JobConfig(**values)
@@ -224,6 +244,10 @@ def validate(config: JobConfig) -> None:
     _choice("strata", config.strata, STRATA_MODES)
     _choice("device", config.device, DEVICES)
     _choice("strategy", config.strategy, STRATEGIES)
+    if config.strategy == "fixed" and (not config.group_col or not config.group_weights):
+        raise SmartError("--strategy fixed needs --group-col and --group-weights")
+    if config.group_weights and any(not w >= 0 for w in config.group_weights.values()):
+        raise SmartError(f"--group-weights must be non-negative numbers, got {config.group_weights}")
     if config.epm_cap is not None and config.epm_cap <= 0:
         raise SmartError(f"--epm-cap must be positive, got {config.epm_cap}")
     for n in config.num_instances_list or [config.num_instances]:

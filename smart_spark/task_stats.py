@@ -68,3 +68,18 @@ def group_sizes(df: DataFrame) -> dict[tuple[str, str | None], int]:
     """Rows per (task, stratum) group (stratum None without strata)."""
     rows = df.groupBy("task", "stratum").count().collect()
     return {(r["task"], r["stratum"]): int(r["count"]) for r in rows}
+
+
+def group_of_tasks(df: DataFrame, group_col: str) -> dict[str, str]:
+    """Task -> its ``--group-col`` value (M rows); a task with several values is an error naming it."""
+    if group_col not in df.columns:
+        raise SmartError(f"--group-col {group_col!r} is not a column of the input")
+    rows = (df.groupBy("task").agg(F.min(F.col(group_col).cast("string")).alias("g"),
+                                   F.countDistinct(F.col(group_col)).alias("k"),
+                                   F.sum(F.col(group_col).isNull().cast("long")).alias("nulls"))
+            .collect())
+    for r in rows:
+        if r["k"] != 1 or r["nulls"]:
+            raise SmartError(f"--group-col {group_col!r} must hold one non-null value per task; task "
+                             f"{r['task']!r} has {r['k']} value(s) and {r['nulls']} null(s)")
+    return {r["task"]: r["g"] for r in rows}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from smart_spark.baselines import em_budgets, epm_budgets
+from smart_spark.baselines import em_budgets, epm_budgets, fixed_group_budgets
 from smart_spark.budgets import mixture_budgets, split_floor_cycle
 from smart_spark.config import JobConfig
 from smart_spark.errors import SmartError
@@ -28,10 +28,12 @@ class TaskPlan:
     group_budgets: dict[Group, int]
 
 
-def weigh_tasks(means: pd.DataFrame, sizes: dict[Group, int], config: JobConfig) -> TaskPlan:
+def weigh_tasks(means: pd.DataFrame, sizes: dict[Group, int], config: JobConfig,
+                task_groups: dict[str, str] | None = None) -> TaskPlan:
     """Stage 1 of SMART-SPEC.md over ``means`` (columns task, n, mean; one row per task).
 
     ``sizes`` maps (task, stratum) to rows; stratum is None when the job has no strata.
+    ``task_groups`` (``--strategy fixed`` only) maps each task to its ``--group-col`` value.
     """
     names = means["task"].to_numpy(dtype=object)
     num_tasks = len(names) if config.num_tasks is None else config.num_tasks
@@ -46,7 +48,7 @@ def weigh_tasks(means: pd.DataFrame, sizes: dict[Group, int], config: JobConfig)
                                                   temperature=config.temperature)
     else:
         order, gains, weights, initial, final = _baseline(X, names, means["n"].to_numpy(np.int64),
-                                                          num_tasks, config)
+                                                          num_tasks, config, task_groups)
 
     by_task: dict[str, dict[str | None, int]] = {}
     for (task, stratum), n in sizes.items():
@@ -77,8 +79,12 @@ def weigh_tasks(means: pd.DataFrame, sizes: dict[Group, int], config: JobConfig)
     return TaskPlan(task_weights=frame, group_budgets=group_budgets)
 
 
-def _baseline(X: np.ndarray, names: np.ndarray, sizes: np.ndarray, num_tasks: int, config: JobConfig):
-    """EPM / EM budgets over all tasks (name order) or a seeded random subset of ``num_tasks``.
+def _baseline(X: np.ndarray, names: np.ndarray, sizes: np.ndarray, num_tasks: int, config: JobConfig,
+              task_groups: dict[str, str] | None):
+    """EPM / EM / fixed budgets over all tasks (name order) or a seeded random subset of ``num_tasks``.
+
+    ``fixed``: each group value gets its weight's share of N' (``fixed_group_budgets``), split over the
+    group's tasks in proportion to their sizes (the expectation of uniform sampling within the group).
 
     Returns (order, gains=None, weights, initial, final); weights are budget shares before capping.
     """
@@ -97,8 +103,23 @@ def _baseline(X: np.ndarray, names: np.ndarray, sizes: np.ndarray, num_tasks: in
         initial = split_floor_cycle(config.num_instances, capped)
         final = epm_budgets(picked_sizes, config.num_instances, cap=config.epm_cap)
         weights = capped / capped.sum()
-    else:
+    elif config.strategy == "em":
         initial = split_floor_cycle(config.num_instances, np.ones(len(order), dtype=np.int64))
         final = em_budgets(picked_sizes, config.num_instances)
         weights = np.full(len(order), 1.0 / len(order))
+    else:
+        groups = np.array([task_groups[str(t)] for t in names[order]], dtype=object)
+        group_rows = {g: int(picked_sizes[groups == g].sum()) for g in config.group_weights
+                      if (groups == g).any()}
+        absent = [g for g in config.group_weights if g not in group_rows]
+        if absent:
+            raise SmartError(f"--group-weights name group(s) with no kept task: {', '.join(absent)}")
+        per_group = fixed_group_budgets(group_rows, config.group_weights, config.num_instances)
+        final = np.zeros(len(order), dtype=np.int64)
+        for g, b in per_group.items():
+            members = np.flatnonzero(groups == g)
+            if b:
+                final[members] = epm_budgets(picked_sizes[members], b)
+        initial = final.copy()
+        weights = final / config.num_instances
     return order, None, weights, initial, final

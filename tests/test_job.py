@@ -223,3 +223,23 @@ def test_catalog_table_input(spark, synth_path, tmp_path):
     assert want["mixture_rows"] == 500
     assert_same_mixture(read_delta(str(tmp_path / "out" / "mixture")),
                         read_delta(str(tmp_path / "ref" / "mixture")))
+
+
+def test_fixed_group_weights(spark, tmp_path):
+    import pyarrow as pa
+
+    from smart_spark.baselines import fixed_group_budgets
+
+    table = synthetic_table(1200, 9, dim=8, families=3, seed=4)
+    groups = [f"sub{int(t[-1]) % 3}" for t in table.column("task").to_pylist()]
+    source = str(tmp_path / "in.parquet")
+    pq.write_table(table.append_column("submixture", pa.array(groups)), source)
+    out = str(tmp_path / "out")
+    run(spark, make_config(dict(input=source, output=out, id_col="id", embedding_col="embedding",
+                                num_instances=300, strategy="fixed", group_col="submixture",
+                                group_weights="sub0=50,sub1=30,sub2=20", run_id="fx", report=False)))
+    mix = read_delta(out + "/mixture")
+    sizes = pd.Series(groups).value_counts().to_dict()
+    want = fixed_group_budgets(sizes, {"sub0": 50, "sub1": 30, "sub2": 20}, 300)
+    assert mix.groupby("submixture").size().to_dict() == want
+    assert mix["selection_gain"].isna().all() and len(mix) == 300
