@@ -12,32 +12,44 @@ clipped. The ground set is always every row of ``X``.
 
 The greedy runs exactly ``budget`` steps (it never stops on zero or negative gains); at every step it
 takes the largest exact gain, ties (equal up to float64 round-off) going to the smallest row position.
-The engines keep every candidate's gain current, so they are exact without a lazy heap:
+No lazy heap: FL keeps every gain current; GC and LogDet keep a shortlist's gains current and bound
+all others, so every pick is the exact greedy pick:
 
 - ``fl``: one float32 n x n kernel (upper-triangle blocks with BLAS, mirrored, so it is exactly
   symmetric); after a pick only the rows whose running best rose change any gain, and every gain is
   updated by their contribution, in float64.
-- ``gc``: no kernel; the gains vector moves by one kernel row X x_s per pick (O(nd) time and memory).
-- ``logdet``: no kernel; the fast greedy MAP algorithm of Chen et al. (2018): residual variances and
-  incremental Cholesky rows, one kernel row per pick (O(n (d + k)) time per step, O(n (d + k)) memory).
+- ``gc``: no kernel (O(nd) memory); gains are computed from the running sum z of the picked rows,
+  every gain at a refresh, a shortlist's in between (a Cauchy-Schwarz bound keeps it exact).
+- ``logdet``: no kernel; the fast greedy MAP algorithm of Chen et al. (2018) (residual variances and
+  incremental Cholesky rows), with the same shortlist scheme, O(n (d + k)) memory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from smart_spark.errors import SmartError
+
+try:  # optional: limits BLAS threads for the many small products of the GC and LogDet loops
+    from threadpoolctl import threadpool_limits
+except ImportError:  # pragma: no cover - then BLAS keeps its own thread count
+    threadpool_limits = None
 
 FUNCTIONS = ("fl", "gc", "logdet")
 
 _KERNEL_ROWS = 1024  # rows per BLAS call when building the FL kernel
 _MIRROR_TILE = 256  # tile edge for mirroring the upper triangle (cache-friendly transposes)
 _UPDATE_ROWS = 64  # changed rows per vectorised FL gain update
-_SPARSE_FRACTION = 0.05  # an FL row switches to its entry list once at most this share is above its best
-_SAMPLE_STRIDE = 16  # columns sampled to estimate that share
+_PARALLEL_MIN = 1 << 18  # FL updates touching fewer kernel entries than this stay on one thread
+_MAX_THREADS = 4  # most threads for the FL updates (they are memory-bound)
+_SHORTLIST_MIN = 256  # GC, LogDet: fewest candidates whose gains are kept between refreshes
+_SHORTLIST_SHARE = 16  # GC, LogDet: first shortlist size n / this (then it adapts)
 _OBJECTIVE_ROWS = 2048  # ground-set rows per block when evaluating FL
 _TIE_RTOL = 1e-12  # gains this close (relative to the gains' scale) are ties -> smallest position
 
@@ -95,6 +107,12 @@ def _check_lambdas(gc_lambda: float, logdet_lambda: float) -> tuple[float, float
     return gc_lambda, logdet_lambda
 
 
+def _one_blas_thread() -> contextlib.AbstractContextManager:
+    """Run small BLAS products on one thread: with more, an oversubscribed machine (a busy host, a Spark
+    executor with a Python worker per core) makes each small product many times slower."""
+    return threadpool_limits(1, user_api="blas") if threadpool_limits else contextlib.nullcontext()
+
+
 def _argmax_first(g: np.ndarray, tol: float) -> int:
     """Smallest position whose value is within ``tol`` of the maximum of ``g`` (n,)."""
     top = g.max()
@@ -116,7 +134,8 @@ def greedy_select(
         (order, gains): (budget,) int64 row positions in pick order and (budget,) float64 marginal gains.
 
     Memory: ``fl`` holds one float32 n x n kernel (1.6 GB at n = 20,000); ``gc`` O(nd);
-    ``logdet`` O(n (d + budget)) float64.
+    ``logdet`` O(n (d + budget)) float64. Threads: the FL kernel uses BLAS's threads and its updates
+    up to 4 threads; GC and LogDet run BLAS on one thread (via threadpoolctl when installed).
     """
     fn = _check_fn(fn)
     gc_lambda, logdet_lambda = _check_lambdas(gc_lambda, logdet_lambda)
@@ -133,9 +152,10 @@ def _greedy_unit(
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
     if fn == "fl":
         return _greedy_fl(Xn, budget)
-    if fn == "gc":
-        return _greedy_gc(Xn, budget, gc_lambda)
-    return _greedy_logdet(Xn, budget, logdet_lambda)
+    with _one_blas_thread():
+        if fn == "gc":
+            return _greedy_gc(Xn, budget, gc_lambda)
+        return _greedy_logdet(Xn, budget, logdet_lambda)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -147,123 +167,104 @@ def fl_kernel(Xn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Returns (K, g0): K (n, n) float32, exactly symmetric with a unit diagonal (the upper-triangle
     blocks come from BLAS, the lower triangle is their mirror); g0 (n,) float64, g0_j = sum_i max(0, K_ij).
+    The mirror runs in threads, tile-rows dealt round-robin, each with its own g0 accumulator.
     """
     n = Xn.shape[0]
     K = np.empty((n, n), dtype=np.float32)
     for a in range(0, n, _KERNEL_ROWS):
         b = min(n, a + _KERNEL_ROWS)
         np.matmul(Xn[a:b], Xn[a:].T, out=K[a:b, a:])
-    g0 = np.empty(n, dtype=np.float64)
-    for a in range(0, n, _MIRROR_TILE):
-        b = min(n, a + _MIRROR_TILE)
-        diag = K[a:b, a:b]
-        lower = np.tril_indices(b - a, -1)
-        diag[lower] = diag.T[lower]
-        np.fill_diagonal(diag, 1.0)
-        for c in range(b, n, _MIRROR_TILE):
-            e = min(n, c + _MIRROR_TILE)
-            K[c:e, a:b] = K[a:b, c:e].T
-        g0[a:b] = np.maximum(K[a:b], 0.0).sum(axis=1, dtype=np.float64)  # rows a:b are complete now
-    return K, g0
+    starts = list(range(0, n, _MIRROR_TILE))
+    threads = min(_fl_threads(), len(starts)) if n * n >= _PARALLEL_MIN else 1
+    partial = np.zeros((max(threads, 1), n), dtype=np.float64)
+
+    def mirror(k: int) -> None:
+        g0 = partial[k]
+        for a in starts[k::threads]:
+            b = min(n, a + _MIRROR_TILE)
+            diag = K[a:b, a:b]
+            lower = np.tril_indices(b - a, -1)
+            diag[lower] = diag.T[lower]
+            np.fill_diagonal(diag, 1.0)
+            g0[a:b] += np.maximum(diag, 0.0).sum(axis=1, dtype=np.float64)
+            for c in range(b, n, _MIRROR_TILE):
+                e = min(n, c + _MIRROR_TILE)
+                tile = K[a:b, c:e]
+                K[c:e, a:b] = tile.T
+                positive = np.maximum(tile, 0.0)  # while the tile is in cache: its share of g0, both ways
+                g0[a:b] += positive.sum(axis=1, dtype=np.float64)
+                g0[c:e] += positive.sum(axis=0, dtype=np.float64)
+
+    if threads > 1:
+        with ThreadPoolExecutor(threads) as pool:
+            for done in [pool.submit(mirror, k) for k in range(threads)]:
+                done.result()
+    elif starts:
+        mirror(0)
+    return K, partial.sum(axis=0)
 
 
-class _RowLists:
-    """Per-row lists of (column, K_ij) for the entries K_ij > t_i, t_i the row's running best when made.
+def _fl_update(K: np.ndarray, rising: np.ndarray, lo: np.ndarray, hi: np.ndarray, g: np.ndarray,
+               columns: slice) -> None:
+    """Lower the gains ``g[columns]`` by the rows ``rising`` whose best rises ``lo`` -> ``hi``.
 
-    Entries at or below a row's running best never change a gain again, so once a row's best is high
-    its update only needs its (short) list. The lists live in one pool; each shrinks in place to the
-    entries above the new best whenever its row is used.
+    g_j -= sum_i clip(K_ij, lo_i, hi_i) - lo_i over i in ``rising``, ``_UPDATE_ROWS`` rows at a time:
+    the clip is exact in float32, the sums float64, in the same order whatever the column range.
     """
-
-    def __init__(self, n: int, capacity: int) -> None:
-        self.start = np.zeros(n, dtype=np.int64)
-        self.length = np.full(n, -1, dtype=np.int64)  # -1: the row has no list (dense updates)
-        self.col = np.empty(max(capacity, 1024), dtype=np.int32)
-        self.val = np.empty(max(capacity, 1024), dtype=np.float32)
-        self.fill = 0
-
-    def add(self, rows: np.ndarray, block: np.ndarray, above: np.ndarray) -> None:
-        """Give each of ``rows`` (r,) the entries of its ``block`` row (r, n) above ``above`` (r,)."""
-        r, c = np.nonzero(block > above[:, None])
-        end = self.fill + r.size
-        if end > self.col.size:
-            size = max(end, 2 * self.col.size)
-            self.col = np.concatenate([self.col[: self.fill], np.empty(size - self.fill, np.int32)])
-            self.val = np.concatenate([self.val[: self.fill], np.empty(size - self.fill, np.float32)])
-        self.col[self.fill:end] = c
-        self.val[self.fill:end] = block[r, c]
-        counts = np.bincount(r, minlength=rows.size)
-        self.start[rows] = self.fill + np.cumsum(counts) - counts
-        self.length[rows] = counts
-        self.fill = end
-
-    def decrease(self, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray, n: int) -> np.ndarray:
-        """(n,) float64 gain decreases from ``rows`` (r,) whose best rises ``lo`` -> ``hi``; shrinks lists."""
-        lens, starts = self.length[rows], self.start[rows]
-        total = int(lens.sum())
-        if total == 0:
-            return np.zeros(n, dtype=np.float64)
-        owner = np.repeat(np.arange(rows.size), lens)
-        pos = np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(total)
-        val, col = self.val[pos], self.col[pos]
-        lo_e, hi_e = lo[owner], hi[owner]
-        part = np.clip(val, lo_e, hi_e).astype(np.float64)
-        part -= lo_e
-        keep = val > hi_e
-        kept = np.bincount(owner[keep], minlength=rows.size)
-        dest = np.repeat(starts - (np.cumsum(kept) - kept), kept) + np.arange(int(kept.sum()))
-        self.val[dest], self.col[dest] = val[keep], col[keep]
-        self.length[rows] = kept
-        return np.bincount(col, weights=part, minlength=n)
+    part = np.empty(g[columns].size, dtype=np.float64)
+    for a in range(0, rising.size, _UPDATE_ROWS):
+        block = K[rising[a:a + _UPDATE_ROWS], columns]  # a copy: the kernel is never modified
+        np.clip(block, lo[a:a + _UPDATE_ROWS, None], hi[a:a + _UPDATE_ROWS, None], out=block)
+        np.add.reduce(block, axis=0, dtype=np.float64, out=part)
+        g[columns] -= part
+    g[columns] += lo.sum(dtype=np.float64)
 
 
-def _greedy_fl(
-    Xn: np.ndarray, budget: int, *, sparse_fraction: float = _SPARSE_FRACTION
-) -> tuple[np.ndarray, np.ndarray]:
+def _greedy_fl(Xn: np.ndarray, budget: int) -> tuple[np.ndarray, np.ndarray]:
     """Facility-location greedy on unit rows ``Xn`` (n, d): incremental exact gains over one kernel.
 
     After a pick s, row i matters only if its running best m_i rises (K_si > m_i); it then lowers every
-    gain j by clip(K_ij, m_old_i, m_new_i) - m_old_i (exact in float32, summed in float64). Rows are
-    updated densely (blocks of kernel rows) until at most ``sparse_fraction`` of a row's entries lie
-    above its best; from then on the row uses its list of those entries (``_RowLists``).
+    gain j by clip(K_ij, m_old_i, m_new_i) - m_old_i. The clip is exact in float32 and the sums are
+    float64, so the running gains are exact to float64 round-off (far below the tie tolerance, so
+    duplicate rows tie and the smaller position wins). Large updates are split over threads by column
+    ranges (numpy releases the GIL); each column's arithmetic is the same whatever the threads.
     """
     n = Xn.shape[0]
     K, g = fl_kernel(Xn)
     tol = _TIE_RTOL * max(1.0, float(g.max()))
-    limit = int(sparse_fraction * n)
-    lists = _RowLists(n, 4 * limit * _UPDATE_ROWS) if limit > 0 else None
     m = np.zeros(n, dtype=np.float32)  # running best similarity of every ground-set row
+    threads = _fl_threads() if n * n >= _PARALLEL_MIN else 1
+    bounds = np.linspace(0, n, threads + 1).astype(int)
+    ranges = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     order = np.empty(budget, dtype=np.int64)
     gains = np.empty(budget, dtype=np.float64)
-    for t in range(budget):
-        s = _argmax_first(g, tol)
-        row = K[s]
-        order[t] = s
-        gains[t] = np.maximum(row.astype(np.float64) - m, 0.0).sum()  # exact float64 gain of s
-        if t == budget - 1:
-            break
-        rising = np.flatnonzero(row > m)
-        changed = rising
-        if lists is not None:
-            listed = lists.length[rising] >= 0
-            if listed.any():
-                rows = rising[listed]
-                g -= lists.decrease(rows, m[rows], row[rows], n)
-                changed = rising[~listed]
-        for a in range(0, changed.size, _UPDATE_ROWS):
-            rows = changed[a:a + _UPDATE_ROWS]
-            lo, hi = m[rows], row[rows]
-            block = K[rows]
-            if lists is not None:  # rows with few entries above their new best get a list
-                few = (block[:, ::_SAMPLE_STRIDE] > hi[:, None]).sum(axis=1) * _SAMPLE_STRIDE <= limit
-                if few.any():
-                    lists.add(rows[few], block[few], hi[few])
-            np.clip(block, lo[:, None], hi[:, None], out=block)
-            g -= block.sum(axis=0, dtype=np.float64)
-            g += lo.sum(dtype=np.float64)
-        m[rising] = row[rising]
-        g[s] = -np.inf  # stays -inf under the updates
+    with ThreadPoolExecutor(threads) if threads > 1 else contextlib.nullcontext() as pool:
+        for t in range(budget):
+            s = _argmax_first(g, tol)
+            row = K[s]
+            order[t] = s
+            gains[t] = g[s]
+            if t == budget - 1:
+                break
+            rising = np.flatnonzero(row > m)
+            lo, hi = m[rising], row[rising]
+            if pool is not None and rising.size * n >= _PARALLEL_MIN:
+                for done in [pool.submit(_fl_update, K, rising, lo, hi, g, cols) for cols in ranges]:
+                    done.result()
+            else:
+                _fl_update(K, rising, lo, hi, g, slice(0, n))
+            m[rising] = hi
+            g[s] = -np.inf  # stays -inf under the updates
     return order, gains
+
+
+def _fl_threads() -> int:
+    """Threads for the FL updates: the usable cores, at most ``_MAX_THREADS``."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(_MAX_THREADS, cores))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -271,23 +272,60 @@ def _greedy_fl(
 
 
 def _greedy_gc(Xn: np.ndarray, budget: int, lam: float) -> tuple[np.ndarray, np.ndarray]:
-    """Graph-cut greedy on unit rows ``Xn`` (n, d) without a kernel: O(nd) per step, float64."""
+    """Graph-cut greedy on unit rows ``Xn`` (n, d) without a kernel, exact in float64.
+
+    gain_j = c_j - lam - 2 lam x_j . z with z the sum of the picked rows. A refresh computes every gain
+    (one X z, O(nd)) and shortlists the M best (M adapts to how long shortlists last); until the next
+    refresh only the shortlist's gains are computed (O(Md) per step). Since |x_j . (z - z0)| <= ||z - z0||
+    for unit rows, no candidate left out at the refresh (z = z0) can exceed its refresh gain by more
+    than 2 |lam| ||z - z0||: while the shortlist's best beats that bound, it is the exact greedy pick;
+    otherwise the step refreshes.
+    """
     X64 = _unit64(Xn)
-    c = X64 @ X64.sum(axis=0)  # c_j = sum_i K_ij
-    g = c - lam  # gain of j given the empty set: c_j - lam * K_jj
-    tol = _TIE_RTOL * (1.0 + float(np.abs(c).max()) + abs(lam) * (2 * budget + 1))
+    n = X64.shape[0]
+    base = X64 @ X64.sum(axis=0) - lam  # gain of j given the empty set: c_j - lam * K_jj
+    tol = _TIE_RTOL * (1.0 + float(np.abs(base).max()) + abs(lam) * (2 * budget + 1))
+    size = min(n, max(_SHORTLIST_MIN, n // _SHORTLIST_SHARE))
     z = np.zeros(X64.shape[1], dtype=np.float64)  # sum of the picked rows
+    z0 = z.copy()
+    taken = np.zeros(n, dtype=bool)
+    short = np.zeros(0, dtype=np.int64)
+    X_short, base_short = X64[:0], base[:0]
+    left_out = np.inf  # best refresh-time gain outside the shortlist (inf: refresh needed)
+    refreshed = -(2**31)  # step of the last refresh
     order = np.empty(budget, dtype=np.int64)
     gains = np.empty(budget, dtype=np.float64)
     for t in range(budget):
-        s = _argmax_first(g, tol)
+        s = -1
+        if short.size and left_out < np.inf:
+            g_short = base_short - (2.0 * lam) * (X_short @ z)
+            g_short[taken[short]] = -np.inf
+            j = _argmax_first(g_short, tol)
+            if g_short[j] > left_out + 2.0 * abs(lam) * float(np.linalg.norm(z - z0)) + tol:
+                s = int(short[j])
+        if s < 0:  # refresh: every gain exactly, a new shortlist (longer if the last one lasted < 4 steps)
+            g = base - (2.0 * lam) * (X64 @ z)
+            g[taken] = -np.inf
+            s = _argmax_first(g, tol)
+            g[s] = -np.inf  # picked now: not part of the bound below
+            z0 = z.copy()
+            if t - refreshed < 4:
+                size = min(n, 2 * size)
+            elif t - refreshed > 32:
+                size = max(min(n, _SHORTLIST_MIN), size // 2)
+            refreshed = t
+            if n - t > size:
+                split = np.argpartition(-g, size)
+                short = np.sort(split[:size])
+                left_out = float(g[split[size:]].max())
+            else:
+                short = np.flatnonzero(~taken)
+                left_out = -np.inf
+            X_short, base_short = X64[short], base[short]  # O(Md) copy, reused until the next refresh
         order[t] = s
-        gains[t] = c[s] - lam - 2.0 * lam * float(X64[s] @ z)  # exact: sum_{S} K_js = x_j . z
-        if t == budget - 1:
-            break
-        g -= (2.0 * lam) * (X64 @ X64[s])
+        gains[t] = base[s] - 2.0 * lam * float(X64[s] @ z)
+        taken[s] = True
         z += X64[s]
-        g[s] = -np.inf
     return order, gains
 
 
@@ -296,31 +334,82 @@ def _greedy_gc(Xn: np.ndarray, budget: int, lam: float) -> tuple[np.ndarray, np.
 
 
 def _greedy_logdet(Xn: np.ndarray, budget: int, lam: float) -> tuple[np.ndarray, np.ndarray]:
-    """Log-determinant greedy on unit rows ``Xn`` (n, d): fast greedy MAP (Chen et al., 2018).
+    """Log-determinant greedy on unit rows ``Xn`` (n, d): fast greedy MAP (Chen et al., 2018), float64.
 
-    d2_j is the Schur complement of j given S in K + lam I (the first one is 1 + lam) and E holds the
-    incremental Cholesky rows; each pick costs one kernel row X x_s and one (t, n) matrix-vector product.
+    d2_j is the Schur complement of j given S in K + lam I (the first one is 1 + lam); E[t, j] is the
+    incremental Cholesky entry of j for the t-th pick: E[t, j] = (K_{s_t j} - sum_{r<t} E[r, s_t] E[r, j])
+    / sqrt(d2_{s_t}) and d2_j = 1 + lam - sum_t E[t, j]^2.
+
+    Schur complements only shrink as S grows, so a candidate's d2 at the last refresh bounds it later.
+    A refresh brings every column up to date and shortlists the M largest d2 (M adapts to how long
+    shortlists last); between refreshes only the shortlist's columns are updated (O(M (d + t)) per step)
+    and its best is the exact greedy pick while it beats every bound left out. A refresh catches all
+    columns up over the r picks since the last one with BLAS-3: an r x n kernel block, one (r, t) x (t, n)
+    product and an r x r triangular solve, instead of r matrix-vector products.
     """
     X64 = _unit64(Xn)
     n = X64.shape[0]
-    d2 = np.full(n, 1.0 + lam, dtype=np.float64)
-    E = np.empty((budget, n), dtype=np.float64)
     tol = _TIE_RTOL * (1.0 + lam)
+    E = np.empty((budget, n), dtype=np.float64)  # rows < synced are current for every column
+    d2 = np.full(n, 1.0 + lam, dtype=np.float64)  # current at ``synced`` (selected: -inf)
+    size = min(n, max(_SHORTLIST_MIN, n // _SHORTLIST_SHARE))
+    synced = 0
+    short = np.zeros(0, dtype=np.int64)
+    where = np.full(n, -1, dtype=np.int64)  # position of a row in the shortlist
+    E_short = np.empty((budget, 0), dtype=np.float64)
+    X_short, d2_short = X64[:0], d2[:0]
+    left_out = np.inf  # largest d2 (at the refresh) outside the shortlist; inf: refresh needed
+    root = np.empty(budget, dtype=np.float64)  # sqrt(d2) of every pick when picked
     order = np.empty(budget, dtype=np.int64)
     gains = np.empty(budget, dtype=np.float64)
     for t in range(budget):
-        s = _argmax_first(d2, tol)
+        j = _argmax_first(d2_short, tol) if short.size and left_out < np.inf else -1
+        if j < 0 or not d2_short[j] > left_out + tol:
+            if t > synced:  # catch every column up over the picks order[synced:t]
+                picks = order[synced:t]
+                r = t - synced
+                rhs = X64[picks] @ X64.T - E[:synced, picks].T @ E[:synced]
+                L = np.zeros((r, r), dtype=np.float64)
+                rows, cols = np.tril_indices(r, -1)
+                L[rows, cols] = E_short[synced + cols, where[picks[rows]]]
+                L[np.arange(r), np.arange(r)] = root[synced:t]
+                E[synced:t] = np.linalg.solve(L, rhs)
+                d2 -= np.einsum("ij,ij->j", E[synced:t], E[synced:t])
+                np.maximum(d2, lam, out=d2)  # Schur complements of K + lam I are >= lam
+                d2[order[:t]] = -np.inf
+            if 0 < t - synced < 4:  # the last shortlist was short-lived: take a longer one
+                size = min(n, 2 * size)
+            elif t - synced > 32:
+                size = max(min(n, _SHORTLIST_MIN), size // 2)
+            synced = t
+            best = _argmax_first(d2, tol)  # the exact pick, over every row
+            if n - t > size:
+                split = np.argpartition(-d2, size)
+                short = np.union1d(split[:size], [best])
+                rest = d2.copy()
+                rest[short] = -np.inf
+                left_out = float(rest.max())
+            else:
+                short = np.flatnonzero(d2 > -np.inf)
+                left_out = -np.inf
+            where[:] = -1
+            where[short] = np.arange(short.size)
+            E_short = np.empty((budget, short.size), dtype=np.float64)
+            E_short[:t] = E[:t, short]
+            X_short, d2_short = X64[short], d2[short]
+            j = int(where[best])
+        s = int(short[j])
         order[t] = s
-        gains[t] = math.log(d2[s])
+        root[t] = math.sqrt(d2_short[j])
+        gains[t] = math.log(d2_short[j])
         if t == budget - 1:
             break
-        k_s = X64 @ X64[s]
-        e = (k_s - E[:t].T @ E[:t, s]) / math.sqrt(d2[s])
-        E[t] = e
-        d2 -= e * e
-        # Schur complements of K + lam I (K a Gram matrix) are >= lam: below that is round-off.
-        np.maximum(d2, lam, out=d2)
-        d2[order[: t + 1]] = -np.inf
+        e = (X_short @ X64[s] - E_short[:t].T @ E_short[:t, j]) / root[t]
+        E_short[t] = e
+        d2_short -= e * e
+        np.maximum(d2_short, lam, out=d2_short)
+        d2_short[j] = -np.inf
+        d2_short[where[order[synced:t]]] = -np.inf
     return order, gains
 
 

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smart_spark.errors import SmartError
-from smart_spark.greedy import _greedy_fl, fl_kernel, greedy_select, normalize_rows, objective
+from smart_spark.greedy import fl_kernel, greedy_select, normalize_rows, objective
 
 submodlib = pytest.importorskip("submodlib")
 pytestmark = pytest.mark.filterwarnings("ignore:Please import `csr_matrix`:DeprecationWarning")
@@ -210,12 +210,60 @@ def test_fl_kernel_is_symmetric_with_unit_diagonal() -> None:
     np.testing.assert_allclose(g0, np.maximum(K, 0).astype(np.float64).sum(axis=1), rtol=1e-12)
 
 
-def test_fl_sparse_rows_path_equals_dense_path() -> None:
-    Xn = normalize_rows(_tricky(400, 10, seed=4))
-    dense_order, dense_gains = _greedy_fl(Xn, 150, sparse_fraction=0.0)
-    order, gains = _greedy_fl(Xn, 150, sparse_fraction=0.25)
-    assert order.tolist() == dense_order.tolist()
-    np.testing.assert_allclose(gains, dense_gains, rtol=1e-12)
+@pytest.mark.parametrize("make", [_random, _tricky], ids=["random", "tricky"])
+def test_fl_incremental_updates_equal_recomputing_every_gain(make) -> None:
+    """At n = 1,500 the first updates are split over threads: same picks and gains as recomputing
+    every gain from the kernel at every step."""
+    X = make(1500, 12, seed=23)
+    order, gains = greedy_select(X, "fl", 120)
+    K, _ = fl_kernel(normalize_rows(X))
+    m = np.zeros(len(K))
+    taken = np.zeros(len(K), dtype=bool)
+    for t in range(120):
+        g = np.where(taken, -np.inf, np.maximum(K - m[None, :], 0.0).sum(axis=1))
+        s = int(np.argmax(g >= g.max() - 1e-9))
+        assert order[t] == s, t
+        assert gains[t] == pytest.approx(g[s], rel=1e-12)
+        m = np.maximum(m, K[s])
+        taken[s] = True
+
+
+@pytest.mark.parametrize("make", [_random, _tricky], ids=["random", "tricky"])
+def test_gc_shortlist_equals_full_recompute(make) -> None:
+    """Above 256 rows GC computes only a shortlist's gains between refreshes: same picks as recomputing
+    every gain at every step."""
+    X = make(1500, 12, seed=21)
+    order, gains = greedy_select(X, "gc", 600, gc_lambda=0.4)
+    X64 = normalize_rows(X).astype(np.float64)
+    X64 /= np.linalg.norm(X64, axis=1, keepdims=True)
+    base = X64 @ X64.sum(axis=0) - 0.4
+    z, taken = np.zeros(X64.shape[1]), np.zeros(len(X64), dtype=bool)
+    for t in range(600):
+        g = np.where(taken, -np.inf, base - 0.8 * (X64 @ z))
+        s = int(np.argmax(g >= g.max() - 1e-9))
+        assert order[t] == s, t
+        assert gains[t] == pytest.approx(g[s], rel=1e-12, abs=1e-9)
+        taken[s] = True
+        z += X64[s]
+
+
+@pytest.mark.parametrize("make", [_random, _tricky], ids=["random", "tricky"])
+def test_logdet_shortlist_equals_full_cholesky_updates(make) -> None:
+    """Above 256 rows LogDet updates only a shortlist between refreshes (and catches the rest up with
+    a triangular solve): same picks and gains as updating every Schur complement at every step."""
+    X = make(1500, 12, seed=22)
+    order, gains = greedy_select(X, "logdet", 300, logdet_lambda=1.0)
+    X64 = normalize_rows(X).astype(np.float64)
+    X64 /= np.linalg.norm(X64, axis=1, keepdims=True)
+    d2 = np.full(len(X64), 2.0)
+    E = np.zeros((300, len(X64)))
+    for t in range(300):
+        s = int(np.argmax(d2 >= d2.max() - 1e-9))
+        assert order[t] == s, t
+        assert gains[t] == pytest.approx(np.log(d2[s]), rel=1e-9, abs=1e-12)
+        E[t] = (X64 @ X64[s] - E[:t].T @ E[:t, s]) / np.sqrt(d2[s])
+        d2 = d2 - E[t] ** 2
+        d2[order[: t + 1]] = -np.inf
 
 
 @settings(max_examples=25, deadline=None)
