@@ -36,3 +36,22 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def sail():
+    """A Spark Connect session to a Sail server on 127.0.0.1 (a free port), stopped afterwards."""
+    from pysail.spark import SparkConnectServer
+    from pyspark.sql.connect.session import SparkSession as RemoteSparkSession
+
+    server = SparkConnectServer("127.0.0.1", 0)
+    server.start(background=True)
+    try:
+        host, port = server.listening_address
+        # The Connect builder directly: pyspark's generic builder refuses while the classic session runs.
+        session = RemoteSparkSession.builder.remote(f"sc://{host}:{port}").getOrCreate()
+        session.conf.set("spark.sql.session.timeZone", "UTC")
+        yield session
+        session.stop()
+    finally:
+        server.stop()

@@ -18,30 +18,13 @@ pytestmark = pytest.mark.spark
 COLUMNS = ["task", "stratum", "selection_rank", "id", "selection_gain"]
 
 
-@pytest.fixture(scope="module")
-def sail_session():
-    """A Spark Connect session to a Sail server on 127.0.0.1 (free port), stopped afterwards."""
-    from pysail.spark import SparkConnectServer
-    from pyspark.sql.connect.session import SparkSession as RemoteSparkSession
-
-    server = SparkConnectServer("127.0.0.1", 0)
-    server.start(background=True)
-    try:
-        host, port = server.listening_address
-        session = RemoteSparkSession.builder.remote(f"sc://{host}:{port}").getOrCreate()
-        yield session
-        session.stop()
-    finally:
-        server.stop()
-
-
 def mixture_rows(path: str):
     frame = DeltaTable(path).to_pandas()
     return frame.sort_values(["task", "stratum", "selection_rank"])[COLUMNS].reset_index(drop=True)
 
 
 @pytest.mark.parametrize("partition_size", [20000, 60])
-def test_connect_run_equals_classic(spark, sail_session, tmp_path, monkeypatch, partition_size):
+def test_connect_run_equals_classic(spark, sail, tmp_path, monkeypatch, partition_size):
     source = str(tmp_path / "input.parquet")
     pq.write_table(synthetic_table(1500, 8, dim=16, families=3, seed=11), source)
 
@@ -52,8 +35,8 @@ def test_connect_run_equals_classic(spark, sail_session, tmp_path, monkeypatch, 
 
     run(spark, config(str(tmp_path / "classic")))
     monkeypatch.setenv("SPARK_CONNECT_MODE_ENABLED", "1")  # pyspark's functions build Connect columns
-    assert delta_io.backend(sail_session) == "spark"
-    run(sail_session, config(str(tmp_path / "connect")))
+    assert delta_io.backend(sail) == "spark"
+    run(sail, config(str(tmp_path / "connect")))
     monkeypatch.delenv("SPARK_CONNECT_MODE_ENABLED")
 
     classic = mixture_rows(str(tmp_path / "classic" / "mixture"))

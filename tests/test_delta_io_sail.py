@@ -25,25 +25,6 @@ TYPED = "run_id string, x int, tags map<string,int>, emb array<float>, at timest
 T0 = datetime(2024, 1, 2, 3, 4, 5, 123456)
 
 
-@pytest.fixture(scope="module")
-def sail():
-    """A Spark Connect session to a Sail server on 127.0.0.1 (a free port), stopped afterwards."""
-    from pysail.spark import SparkConnectServer
-    from pyspark.sql.connect.session import SparkSession as RemoteSparkSession
-
-    server = SparkConnectServer("127.0.0.1", 0)
-    server.start(background=True)
-    try:
-        host, port = server.listening_address
-        # The Connect builder directly: pyspark's generic builder refuses while the classic session runs.
-        session = RemoteSparkSession.builder.remote(f"sc://{host}:{port}").getOrCreate()
-        session.conf.set("spark.sql.session.timeZone", "UTC")
-        yield session
-        session.stop()
-    finally:
-        server.stop()
-
-
 def rows(sail, run_id, xs):
     return sail.createDataFrame([(run_id, x, T0) for x in xs], SCHEMA)
 
