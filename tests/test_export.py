@@ -202,35 +202,23 @@ def test_load_dataset(spark, output, tmp_path):
     assert loaded.num_rows == 23 and loaded.column_names == ["messages"]
 
 
-def test_spark_connect_with_spark_delta(tmp_path, monkeypatch):
+def test_spark_connect_with_spark_delta(sail, tmp_path, monkeypatch):
     """Over Spark Connect (a Sail server): the Spark-native Delta backend, no RDD or JVM access."""
-    pytest.importorskip("pysail")
-    from pysail.spark import SparkConnectServer
-    from pyspark.sql.connect.session import SparkSession as RemoteSparkSession
-
-    server = SparkConnectServer("127.0.0.1", 0)
-    server.start(background=True)
     monkeypatch.setenv("SPARK_CONNECT_MODE_ENABLED", "1")  # pyspark.sql.functions -> Connect
-    try:
-        host, port = server.listening_address
-        remote = RemoteSparkSession.builder.remote(f"sc://{host}:{port}").getOrCreate()
-        remote.conf.set("spark.sql.session.timeZone", "UTC")
-        assert delta_io.backend(remote) == "spark"
-        ref = delta_io.output_tables(str(tmp_path / "out"))["mixture"]
-        for run_id, n in RUNS.items():
-            df = remote.createDataFrame(mixture_rows(run_id, n), MIXTURE_SCHEMA)
-            delta_io.replace_where(remote, df, ref, column="run_id", value=run_id, partition_by=["run_id"])
-        out = str(tmp_path / "out")
-        manifest = export(remote, out, tmp_path / "dest", format="both", shards=2, chat=True)
-        ids = prompt_to_id("r1")
-        for shard in range(2):
-            lines = read_jsonl(tmp_path / "dest" / shard_name(shard, 2, "jsonl"))
-            assert [ids[o["messages"][0]["content"]] for o in lines] == expected_order("r1", 23)[shard::2]
-            table = pq.read_table(tmp_path / "dest" / "parquet" / shard_name(shard, 2, "parquet"))
-            assert table.column("shuffle_rank").to_pylist() == list(range(shard, 23, 2))
-        assert manifest["rows"] == 23
-        with pytest.raises(SmartError, match="runs present: r1, r2$"):
-            export(remote, out, tmp_path / "d2", run_id="nope")
-        remote.stop()
-    finally:
-        server.stop()
+    remote = sail
+    assert delta_io.backend(remote) == "spark"
+    ref = delta_io.output_tables(str(tmp_path / "out"))["mixture"]
+    for run_id, n in RUNS.items():
+        df = remote.createDataFrame(mixture_rows(run_id, n), MIXTURE_SCHEMA)
+        delta_io.replace_where(remote, df, ref, column="run_id", value=run_id, partition_by=["run_id"])
+    out = str(tmp_path / "out")
+    manifest = export(remote, out, tmp_path / "dest", format="both", shards=2, chat=True)
+    ids = prompt_to_id("r1")
+    for shard in range(2):
+        lines = read_jsonl(tmp_path / "dest" / shard_name(shard, 2, "jsonl"))
+        assert [ids[o["messages"][0]["content"]] for o in lines] == expected_order("r1", 23)[shard::2]
+        table = pq.read_table(tmp_path / "dest" / "parquet" / shard_name(shard, 2, "parquet"))
+        assert table.column("shuffle_rank").to_pylist() == list(range(shard, 23, 2))
+    assert manifest["rows"] == 23
+    with pytest.raises(SmartError, match="runs present: r1, r2$"):
+        export(remote, out, tmp_path / "d2", run_id="nope")
