@@ -4,7 +4,7 @@ Per group with budget b and size n (the numpy reference is ``smart_spark.partiti
 
 - ``whole``: b == n, every row, ranked by id, no gain;
 - ``random``: the b rows first in the seeded hash order of their ids;
-- ``exact``: n <= P, the exact greedy in one ``applyInPandas`` call;
+- ``exact``: n <= P, the exact greedy; small groups share one ``applyInPandas`` call (a bucket);
 - ``A`` (n > P, b <= P // 2): GreeDi rounds. Rows go to k = ceil(n / P) partitions by the rank of their
   seeded id hash (rank mod k); each partition picks min(b, size); the union is re-partitioned the same
   way until it fits in P, then merged (greedy on the union, kept unless a partition's own solution
@@ -29,6 +29,7 @@ from udfs import select as udf
 Group = tuple[str, "str | None"]
 RESULT_COLUMNS = ["g", "id", "rank", "gain"]
 _RESULT_SCHEMA = "g int, id string, rank int, gain double"
+_BUCKET_ROWS = 4096  # exact groups are packed into buckets of about this many rows, one call each
 _CARRY_SCHEMA = ("g int, id string, embedding array<float>, budget int, regime string, part int, "
                  "rank int, gain double")
 
@@ -52,6 +53,35 @@ def plan_groups(budgets: Mapping[Group, int], sizes: Mapping[Group, int], *, fn:
             kind = "A" if b <= partition_size // 2 else "B"
         plan.append({"g": g, "task": key[0], "stratum": key[1], "budget": b, "n": n, "kind": kind})
     return plan
+
+
+def _num_partitions(spark: SparkSession, groups: int) -> int:
+    """Spark partitions for the per-group work: four per task slot of the cluster, at most one per group.
+
+    Set explicitly (``repartition(k, "g")``, which the windows and ``applyInPandas`` below reuse): with
+    ``spark.sql.shuffle.partitions`` (200 by default) the union of the stage-2 branches ran 400 tasks, each
+    starting a Python worker, and AQE does not coalesce them; on 2 cores that cost more than the greedy.
+    """
+    try:
+        slots = int(spark.sparkContext.defaultParallelism)
+    except Exception:  # Spark Connect has no SparkContext
+        slots = int(spark.conf.get("spark.sql.shuffle.partitions", "200") or 200) // 4
+    return max(1, min(4 * max(1, slots), groups))
+
+
+def _buckets(plan: list[dict]) -> dict[int, int]:
+    """Bucket of every ``exact`` group: consecutive groups (in g order) packed up to ``_BUCKET_ROWS`` rows;
+    a larger group is a bucket of its own. One ``applyInPandas`` call runs a whole bucket."""
+    out: dict[int, int] = {}
+    bucket, fill = -1, _BUCKET_ROWS
+    for p in plan:
+        if p["kind"] != "exact":
+            continue
+        if fill + p["n"] > _BUCKET_ROWS:
+            bucket, fill = bucket + 1, 0
+        out[p["g"]] = bucket
+        fill += p["n"]
+    return out
 
 
 def _hash(seed: int, salt: str) -> Column:
@@ -80,34 +110,40 @@ def select_instances(spark: SparkSession, rows: DataFrame, budgets: Mapping[Grou
     and ``random`` groups). ``budgets`` and ``sizes`` are keyed by (task, stratum).
     """
     plan = plan_groups(budgets, sizes, fn=fn, partition_size=partition_size)
+    buckets = _buckets(plan)
     plan_df = spark.createDataFrame(
-        plan, "g int, task string, stratum string, budget int, n int, kind string"
+        [{**p, "bucket": buckets.get(p["g"])} for p in plan],
+        "g int, task string, stratum string, budget int, n int, kind string, bucket int",
     )
     joined = rows.join(
         F.broadcast(plan_df.withColumnsRenamed({"task": "p_task", "stratum": "p_stratum", "n": "size"})),
         (rows["task"] == F.col("p_task")) & rows["stratum"].eqNullSafe(F.col("p_stratum")),
-    ).select("g", "id", "embedding", "budget", "kind")
+    ).select("g", "id", "embedding", "budget", "kind", "bucket")
     kwargs = {"fn": fn, "gc_lambda": gc_lambda, "logdet_lambda": logdet_lambda}
     kinds = {p["kind"] for p in plan}
     results: list[DataFrame] = []
+    count = {kind: sum(1 for p in plan if p["kind"] == kind) for kind in kinds}
 
     if "whole" in kinds:
-        whole = joined.where("kind = 'whole'")
+        whole = joined.where("kind = 'whole'").repartition(_num_partitions(spark, count["whole"]), "g")
         results.append(whole.select("g", "id", _rank_by([F.col("id")]).cast("int").alias("rank"),
                                     F.lit(None).cast("double").alias("gain")))
     if "random" in kinds:
-        ranked = joined.where("kind = 'random'").withColumn(
+        ranked = joined.where("kind = 'random'").repartition(
+            _num_partitions(spark, count["random"]), "g").withColumn(
             "rank", _rank_by([_hash(seed, RANDOM_SALT), F.col("id")]).cast("int"))
         results.append(ranked.where(F.col("rank") < F.col("budget"))
                         .select("g", "id", "rank", F.lit(None).cast("double").alias("gain")))
     if "exact" in kinds:
-        exact = joined.where("kind = 'exact'").select("g", "id", "embedding", "budget")
-        results.append(exact.groupBy("g").applyInPandas(
-            functools.partial(udf.greedy_on_group, keep=["g", "id"], **kwargs), _RESULT_SCHEMA))
+        exact = (joined.where("kind = 'exact'").select("bucket", "g", "id", "embedding", "budget")
+                 .repartition(_num_partitions(spark, len(set(buckets.values()))), "bucket"))
+        results.append(exact.groupBy("bucket").applyInPandas(
+            functools.partial(udf.greedy_on_groups, keep=["g", "id"], **kwargs), _RESULT_SCHEMA))
     cached: list[DataFrame] = []
     if kinds & {"A", "B"}:
         large, cached = _large_groups(joined.where(F.col("kind").isin("A", "B")), plan,
-                                      partition_size=partition_size, seed=seed, kwargs=kwargs)
+                                      partition_size=partition_size, seed=seed, kwargs=kwargs,
+                                      spark=spark)
         results.extend(large)
 
     if not results:
@@ -124,9 +160,11 @@ def select_instances(spark: SparkSession, rows: DataFrame, budgets: Mapping[Grou
 
 
 def _large_groups(rows: DataFrame, plan: list[dict], *, partition_size: int, seed: int,
-                  kwargs: dict) -> tuple[list[DataFrame], list[DataFrame]]:
+                  kwargs: dict, spark: SparkSession) -> tuple[list[DataFrame], list[DataFrame]]:
     """Regimes A and B for groups larger than P (see the module docstring): (results, cached frames)."""
     large = [p for p in plan if p["kind"] in ("A", "B")]
+    by_group = _num_partitions(spark, len(large))
+    by_part = _num_partitions(spark, sum(-(-p["n"] // partition_size) for p in large))
     regime = F.create_map(*[x for p in large for x in (F.lit(p["g"]), F.lit(p["kind"]))])
     keep = ["g", "id", "embedding", "budget", "regime", "part"]
     local_fn = functools.partial(udf.greedy_on_partition, keep=keep, **kwargs)
@@ -137,10 +175,12 @@ def _large_groups(rows: DataFrame, plan: list[dict], *, partition_size: int, see
 
     current = rows.select("g", "id", "embedding", "budget").withColumn("regime", regime[F.col("g")])
     while True:  # regime A at least halves the candidates each round; regime B takes one round
-        parts = _partitioned(current, partition_size=partition_size, seed=seed)
-        local = parts.groupBy("g", "part").applyInPandas(local_fn, _CARRY_SCHEMA).persist()
+        parts = _partitioned(current.repartition(by_group, "g"), partition_size=partition_size, seed=seed)
+        local = (parts.repartition(by_part, "g", "part").groupBy("g", "part")
+                 .applyInPandas(local_fn, _CARRY_SCHEMA).persist())
         cached.append(local)
-        local = local.withColumn("u", F.count(F.lit(1)).over(Window.partitionBy("g")))
+        local = local.repartition(by_group, "g").withColumn(
+            "u", F.count(F.lit(1)).over(Window.partitionBy("g")))
         b_rows = local.where("regime = 'B'")
         results.append(b_rows.where(F.col("budget") <= partition_size)
                        .select("g", "id", "embedding", "budget").groupBy("g").applyInPandas(

@@ -36,6 +36,18 @@ def greedy_on_group(pdf: pd.DataFrame, *, fn: str, gc_lambda: float, logdet_lamb
     return _picks(pdf, order, gains, keep)
 
 
+def greedy_on_groups(pdf: pd.DataFrame, *, fn: str, gc_lambda: float, logdet_lambda: float,
+                     keep: list[str]) -> pd.DataFrame:
+    """:func:`greedy_on_group` for every group ``g`` of the frame (a bucket of small groups), concatenated.
+
+    One ``applyInPandas`` call per bucket instead of per group: thousands of small groups each paid
+    the per-call conversion and scheduling overhead.
+    """
+    outs = [greedy_on_group(sub, fn=fn, gc_lambda=gc_lambda, logdet_lambda=logdet_lambda, keep=keep)
+            for _, sub in pdf.groupby("g", sort=True)]
+    return pd.concat(outs, ignore_index=True) if outs else pdf[keep].assign(rank=np.int32(0), gain=0.0)
+
+
 def greedy_on_partition(pdf: pd.DataFrame, *, fn: str, gc_lambda: float, logdet_lambda: float,
                         keep: list[str]) -> pd.DataFrame:
     """Local greedy on one partition of a large group.

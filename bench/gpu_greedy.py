@@ -1,0 +1,194 @@
+"""Facility-location greedy through torch on a GPU against our CPU engine (``smart_spark.greedy``).
+
+Run on a CUDA machine (no Spark, no Java: torch and numpy; pandas for the table)::
+
+    python bench/gpu_greedy.py                       # GPU at n = 100,000, b = 10,000; CPU at 10k and 20k
+    python bench/gpu_greedy.py --device cpu --smoke  # tiny sizes, the torch engine on CPU: checks it runs
+
+The torch engine (:func:`torch_fl_greedy`, here only, not in the product) is the CPU engine's algorithm:
+
+- the cosine kernel K (n x n float32, TF32 off) is built in blocks of ``--block`` rows of the upper
+  triangle and mirrored, so it is exactly symmetric with a unit diagonal (n = 100,000: 40 GB, fits one
+  80 GB H100; past the GPU's memory the kernel would have to be recomputed per block each step, or the
+  partitioned greedy used);
+- gains g_j = sum_i max(0, K_ij - m_i) are kept current in float64: after a pick s, only the ground rows
+  whose running best m_i rises (K_si > m_i) change anything, and every gain drops by
+  sum over those rows of clip(K_ij, m_i, K_si) - m_i, computed in blocks of rising rows;
+- a pick is the smallest position within 1e-12 (relative) of the largest gain, like the CPU engine.
+
+Compared (same data: unit rows, d = 384, 50 Gaussian clusters or ``--kind random``; b = n / 10):
+
+- CPU engine ``greedy_select(X, "fl", b)`` at ``--cpu-sizes`` (too slow and too big at 100,000 on a
+  small CPU box: its time there is extrapolated by a power law fitted to those sizes, and printed as such);
+- the torch engine at the same sizes (picks compared with the CPU engine's: identical, or where they
+  differ, the pick's gain is within 1e-5 relative of the best, SMART-SPEC.md's tolerance) and at ``--n``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from smart_spark.greedy import greedy_select, normalize_rows, objective  # noqa: E402
+
+TIE_RTOL = 1e-12
+
+
+def make_data(n: int, d: int, kind: str, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng([seed, n])
+    if kind == "random":
+        X = rng.standard_normal((n, d))
+    else:
+        centres = rng.standard_normal((50, d))
+        X = centres[rng.integers(0, 50, n)] + rng.standard_normal((n, d))
+    return normalize_rows(X.astype(np.float32))
+
+
+def torch_fl_kernel(X, block: int):
+    """(n, n) float32 cosine kernel of unit rows X (n, d) on X's device: exactly symmetric, unit diagonal."""
+    import torch
+
+    n = X.shape[0]
+    K = torch.empty((n, n), dtype=torch.float32, device=X.device)
+    for a in range(0, n, block):
+        b = min(n, a + block)
+        blk = X[a:b] @ X[a:].T  # rows a:b of the upper triangle (and the diagonal block)
+        diag = torch.triu(blk[:, : b - a])
+        diag = diag + torch.triu(diag, 1).T  # below the diagonal: the mirror of above
+        diag.fill_diagonal_(1.0)
+        blk[:, : b - a] = diag
+        K[a:b, a:] = blk
+        K[b:, a:b] = blk[:, b - a:].T  # mirror: K[i, j] for i > j is the BLAS value of K[j, i]
+        del blk, diag
+    return K
+
+
+def torch_fl_greedy(X_np: np.ndarray, budget: int, *, device: str, block: int = 4096,
+                    update_rows: int = 2048) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Exact FL greedy with torch on ``device``. Returns (order, gains, timings)."""
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    t0 = time.perf_counter()
+    X = torch.from_numpy(np.ascontiguousarray(X_np, dtype=np.float32)).to(device)
+    K = torch_fl_kernel(X, block)
+    n = K.shape[0]
+    g = torch.zeros(n, dtype=torch.float64, device=device)
+    for a in range(0, n, block):  # first gains: row sums of max(0, K) (K symmetric)
+        g[a:a + block] = torch.clamp(K[a:a + block], min=0).sum(dim=1, dtype=torch.float64)
+    sync()
+    t_kernel = time.perf_counter() - t0
+    m = torch.zeros(n, dtype=torch.float32, device=device)
+    order = np.empty(budget, dtype=np.int64)
+    gains = np.empty(budget, dtype=np.float64)
+    tol = TIE_RTOL * max(1.0, float(g.max()))
+    neg_inf = torch.tensor(-math.inf, dtype=torch.float64, device=device)
+    for t in range(budget):
+        top = g.max()
+        s = int(torch.argmax((g >= top - tol).to(torch.uint8)))  # first position within tol of the top
+        order[t] = s
+        gains[t] = float(g[s])
+        if t == budget - 1:
+            break
+        row = K[s]
+        rising = torch.nonzero(row > m).squeeze(1)
+        for a in range(0, rising.numel(), update_rows):
+            rows = rising[a:a + update_rows]
+            lo, hi = m[rows], row[rows]
+            blk = torch.clamp(K.index_select(0, rows), min=lo.unsqueeze(1), max=hi.unsqueeze(1))
+            g -= blk.sum(dim=0, dtype=torch.float64)  # as the CPU engine: sum(clip) - sum(lo), float64
+            g += lo.sum(dtype=torch.float64)
+        m[rising] = row[rising]
+        g[s] = neg_inf
+    sync()
+    total = time.perf_counter() - t0
+    del K
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+    return order, gains, {"kernel_s": t_kernel, "total_s": total}
+
+
+def compare_picks(X: np.ndarray, a: np.ndarray, ga: np.ndarray, b: np.ndarray, gb: np.ndarray) -> str:
+    """Agreement of two FL orderings on X: identical, or the first divergence and whether it is a tie."""
+    if np.array_equal(a, b):
+        return f"identical picks ({a.size}); max |gain diff| {np.abs(ga - gb).max():.2e}"
+    t = int(np.argmax(a != b))
+    rel = abs(ga[t] - gb[t]) / max(1.0, abs(gb[t]))
+    fa, fb = objective(X, "fl", a), objective(X, "fl", b)
+    return (f"picks differ from step {t} (gains {ga[t]:.9g} vs {gb[t]:.9g}, rel {rel:.1e}: "
+            f"{'a tie within 1e-5' if rel <= 1e-5 else 'NOT a tie'}); f = {fa:.6f} vs {fb:.6f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--cpu-sizes", default="10000,20000", type=lambda s: [int(x) for x in s.split(",")])
+    parser.add_argument("--fraction", type=float, default=0.1, help="b = fraction * n")
+    parser.add_argument("--dim", type=int, default=384)
+    parser.add_argument("--kind", default="clustered", choices=["clustered", "random"])
+    parser.add_argument("--block", type=int, default=4096)
+    parser.add_argument("--smoke", action="store_true", help="n = 3000, CPU sizes 1000,2000")
+    args = parser.parse_args()
+    if args.smoke:
+        args.n, args.cpu_sizes = 3000, [1000, 2000]
+
+    import pandas as pd
+    import torch
+
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("no CUDA device: run with --device cpu (and --smoke) to check the script")
+    gpu = torch.cuda.get_device_name(torch.device(args.device)) if args.device.startswith("cuda") else "none"
+    print(f"machine: {platform.node()}, {os.cpu_count()} cores; GPU: {gpu}; torch {torch.__version__}; "
+          f"data {args.kind}, d = {args.dim}, b = {args.fraction} n")
+    rows = []
+    for n in args.cpu_sizes:
+        X = make_data(n, args.dim, args.kind)
+        b = max(1, int(args.fraction * n))
+        t0 = time.perf_counter()
+        order_c, gains_c = greedy_select(X, "fl", b)
+        cpu_s = time.perf_counter() - t0
+        order_t, gains_t, tm = torch_fl_greedy(X, b, device=args.device, block=args.block)
+        check = compare_picks(X, order_t, gains_t, order_c, gains_c)
+        print(f"n={n} b={b}: cpu engine {cpu_s:.2f}s; torch {args.device} {tm['total_s']:.2f}s "
+              f"(kernel {tm['kernel_s']:.2f}s); {check}", flush=True)
+        rows += [{"n": n, "b": b, "engine": "cpu (smart_spark.greedy)", "seconds": cpu_s, "measured": True},
+                 {"n": n, "b": b, "engine": f"torch {args.device}", "seconds": tm["total_s"],
+                  "measured": True}]
+    if len(args.cpu_sizes) >= 2:
+        n1, n2 = args.cpu_sizes[-2:]
+        t1, t2 = (r["seconds"] for r in rows if r["engine"].startswith("cpu") and r["n"] in (n1, n2))
+        alpha = math.log(t2 / t1) / math.log(n2 / n1)
+        est = t2 * (args.n / n2) ** alpha
+        print(f"cpu engine at n={args.n}: ~{est:.0f}s EXTRAPOLATED (t ~ n^{alpha:.2f} from n={n1},{n2}); "
+              f"its kernel alone is {4 * args.n**2 / 2**30:.0f} GiB")
+        rows.append({"n": args.n, "b": int(args.fraction * args.n), "engine": "cpu (smart_spark.greedy)",
+                     "seconds": est, "measured": False})
+    X = make_data(args.n, args.dim, args.kind)
+    b = max(1, int(args.fraction * args.n))
+    need = 4 * args.n**2 / 2**30
+    if args.device.startswith("cuda"):
+        free = torch.cuda.mem_get_info(torch.device(args.device))[0] / 2**30
+        if need + 2 > free:
+            raise SystemExit(f"n={args.n}: the kernel needs {need:.0f} GiB, the GPU has {free:.0f} GiB free")
+    order_t, gains_t, tm = torch_fl_greedy(X, b, device=args.device, block=args.block)
+    print(f"n={args.n} b={b}: torch {args.device} {tm['total_s']:.2f}s (kernel {tm['kernel_s']:.2f}s), "
+          f"f = {objective(X, 'fl', order_t):.4f}", flush=True)
+    rows.append({"n": args.n, "b": b, "engine": f"torch {args.device}", "seconds": tm["total_s"],
+                 "measured": True})
+    print(f"\nGPU: {gpu}, device {args.device}")
+    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda x: f"{x:.2f}"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,326 @@
+"""Scaling of the whole job (``jobs/smart_mixture.py``) with precomputed embeddings, on local Spark.
+
+Run: ``python bench/scaling.py`` (250k, 500k and 1M rows) or e.g.
+``python bench/scaling.py --sizes 50000,100000 --profile``.
+
+Per size n: synthetic data (``smart_spark.synthetic.write_synthetic``: 1,000 tasks of Zipf-like sizes,
+FLAN template types, 384-d embeddings; written once to ``--data-dir`` and reused), then the job in a
+subprocess (a fresh JVM each) with the job's own flags::
+
+    --input <n>.parquet --output <tmp> --embedding-col embedding --id-col id --stratum-col template_type
+    --strata flan --num-instances <n/10> --no-report
+
+The subprocess is this file with ``--child``: it parses those flags with the job's ``load_config``,
+starts ``local[cores]`` with ``spark.driver.memory`` (``--driver-memory``), calls ``jobs.smart_mixture.run``
+and prints the returned summary (``stage_seconds``) and its own ``ru_maxrss`` (the Python driver's peak).
+Meanwhile this process samples, every 0.25 s, ``VmHWM`` (peak resident set) of every process under the
+child: the JVM, and the ``pyspark.daemon`` Python workers (largest single worker, and the largest sum of
+the workers' VmRSS at one instant).
+
+Printed per size: seconds per stage, the run's total (``run`` only, without the JVM start) and the
+child's wall time; peak memory; then the growth per doubling of n: t(2n) / t(n) (target <= 2.2x) in total
+and per stage. The machine may be shared: the sizes run one after another in the same command, and the
+growth ratios compare those runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+MARKER = "SCALING_RESULT "
+
+
+def child(argv: list[str], cores: int, driver_memory: str, extra_conf: list[str]) -> None:
+    """Run the job once in this process (fresh JVM) and print its summary on a MARKER line."""
+    from jobs.smart_mixture import run
+    from smart_spark.config import load_config
+    from smart_spark.session import get_spark
+
+    config = load_config(argv)
+    conf = {
+        "spark.driver.memory": driver_memory,
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+    }
+    for item in extra_conf:
+        key, _, value = item.partition("=")
+        conf[key] = value
+    t0 = time.perf_counter()
+    spark = get_spark("bench-scaling", master=f"local[{cores}]", conf=conf)
+    spark.sparkContext.setLogLevel("ERROR")
+    started = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    summary = run(spark, config)
+    total = time.perf_counter() - t0
+    spark.stop()
+    out = {
+        "stage_seconds": summary["stage_seconds"], "run_seconds": round(total, 3),
+        "session_seconds": round(started, 3), "mixture_rows": summary["mixture_rows"],
+        "input_rows": summary["input_rows"], "num_tasks_selected": summary["num_tasks_selected"],
+        "driver_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    print(MARKER + json.dumps(out), flush=True)
+
+
+# ------------------------------------------------------------------------------------------------------
+# memory sampling of the child's process tree
+
+
+def _children_map() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rfind(")") + 2:].split()[1])
+        kids.setdefault(ppid, []).append(int(entry))
+    return kids
+
+
+def _descendants(pid: int) -> list[int]:
+    kids, out, todo = _children_map(), [], [pid]
+    while todo:
+        p = todo.pop()
+        for c in kids.get(p, []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def _status_kb(pid: int) -> tuple[int, int, str] | None:
+    """(VmHWM kB, VmRSS kB, kind) of ``pid``; kind: jvm, worker (pyspark.daemon) or other."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
+        hwm = rss = 0
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    hwm = int(line.split()[1])
+                elif line.startswith("VmRSS:"):
+                    rss = int(line.split()[1])
+    except OSError:
+        return None
+    kind = "jvm" if "java" in cmd.split(" ")[0] else "worker" if "pyspark.daemon" in cmd else "other"
+    return hwm, rss, kind
+
+
+class Sampler(threading.Thread):
+    """Peak memory of the process tree under ``pid``, sampled every ``interval`` seconds."""
+
+    def __init__(self, pid: int, interval: float = 0.25) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.interval = pid, interval
+        self.peak: dict[int, tuple[int, str]] = {}  # pid -> (max VmHWM kB, kind)
+        self.workers_rss_sum_kb = 0
+        self.stop_flag = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_flag.is_set():
+            total = 0
+            for p in _descendants(self.pid):
+                got = _status_kb(p)
+                if got is None:
+                    continue
+                hwm, rss, kind = got
+                if hwm > self.peak.get(p, (0, kind))[0]:
+                    self.peak[p] = (hwm, kind)
+                if kind == "worker":
+                    total += rss
+            self.workers_rss_sum_kb = max(self.workers_rss_sum_kb, total)
+            self.stop_flag.wait(self.interval)
+
+    def summary(self) -> dict[str, float]:
+        def mx(kind: str) -> float:
+            return max((h for h, k in self.peak.values() if k == kind), default=0) / 1024
+
+        return {"jvm_hwm_mb": mx("jvm"), "worker_hwm_mb": mx("worker"),
+                "workers_rss_sum_mb": self.workers_rss_sum_kb / 1024,
+                "workers_seen": sum(1 for _, k in self.peak.values() if k == "worker")}
+
+
+# ------------------------------------------------------------------------------------------------------
+
+
+def ensure_data(data_dir: Path, n: int, tasks: int, dim: int, seed: int) -> Path:
+    from smart_spark.synthetic import write_synthetic
+
+    path = data_dir / f"synthetic_n{n}_t{tasks}_d{dim}_s{seed}.parquet"
+    if not path.exists():
+        t0 = time.perf_counter()
+        tmp = path.with_suffix(".tmp")
+        write_synthetic(str(tmp), n, tasks, dim=dim, seed=seed)
+        tmp.rename(path)
+        print(f"  wrote {path} in {time.perf_counter() - t0:.0f}s ({path.stat().st_size / 2**20:.0f} MiB)")
+    return path
+
+
+def print_profile(log_dir: str, top: int = 15) -> None:
+    """The Spark jobs of the run from its event log: the longest first, with call site, stages and tasks."""
+    files = sorted(os.path.join(root, f) for root, _, names in os.walk(log_dir) for f in names
+                   if not f.startswith(".") and not f.startswith("appstatus"))
+    if not files:
+        print("  (no event log)")
+        return
+    jobs: dict[int, dict] = {}
+    stage_tasks: dict[int, int] = {}
+    stages: list[tuple[int, int, int, str]] = []
+    task_metrics: dict[int, list[int]] = {}  # stage -> [run ms, GC ms, disk spill B, memory spill B]
+    lines = []
+    for name in files:
+        with open(name) as fh:
+            lines.extend(fh)
+    for line in lines:
+        if line.strip():
+            ev = json.loads(line)
+            kind = ev.get("Event")
+            if kind == "SparkListenerJobStart":
+                props = ev.get("Properties") or {}
+                jobs[ev["Job ID"]] = {"start": ev["Submission Time"], "stages": ev.get("Stage IDs", []),
+                                      "site": props.get("callSite.short", "?")}
+            elif kind == "SparkListenerJobEnd" and ev["Job ID"] in jobs:
+                jobs[ev["Job ID"]]["end"] = ev["Completion Time"]
+            elif kind == "SparkListenerTaskEnd":
+                m = ev.get("Task Metrics") or {}
+                acc = task_metrics.setdefault(ev["Stage ID"], [0, 0, 0, 0])
+                acc[0] += m.get("Executor Run Time", 0)
+                acc[1] += m.get("JVM GC Time", 0)
+                acc[2] += m.get("Disk Bytes Spilled", 0)
+                acc[3] += m.get("Memory Bytes Spilled", 0)
+            elif kind == "SparkListenerStageCompleted":
+                info = ev["Stage Info"]
+                if "Completion Time" in info and "Submission Time" in info:
+                    stage_tasks[info["Stage ID"]] = info["Number of Tasks"]
+                    stages.append((info["Completion Time"] - info["Submission Time"], info["Stage ID"],
+                                   info["Number of Tasks"], info.get("Stage Name", "?")))
+    rows = [(j["end"] - j["start"], jid, j) for jid, j in jobs.items() if "end" in j]
+    total = sum(r[0] for r in rows) / 1000
+    print(f"  profile: {len(rows)} Spark jobs, {total:.1f}s in jobs; the longest:")
+    for ms, jid, j in sorted(rows, key=lambda r: -r[0])[:top]:
+        ran = [stage_tasks[s] for s in j["stages"] if s in stage_tasks]
+        print(f"    job {jid:3d} {ms / 1000:7.1f}s  tasks per stage run {ran}  {j['site']}")
+    print("  the longest stages (task run time summed over tasks, JVM GC time, bytes spilled to disk):")
+    for ms, sid, ntasks, name in sorted(stages, key=lambda r: -r[0])[:top]:
+        run_ms, gc_ms, disk, _ = task_metrics.get(sid, [0, 0, 0, 0])
+        print(f"    stage {sid:3d} {ms / 1000:7.1f}s  {ntasks:4d} tasks  run {run_ms / 1000:6.1f}s  GC "
+              f"{gc_ms / 1000:5.1f}s  spill {disk / 2**20:6.0f} MiB  {name}")
+
+
+def run_size(args: argparse.Namespace, n: int) -> dict:
+    data = ensure_data(Path(args.data_dir), n, args.tasks, args.dim, args.seed)
+    out_dir = tempfile.mkdtemp(prefix=f"scaling-{n}-", dir=args.work_dir)
+    flags = ["--input", str(data), "--output", out_dir, "--embedding-col", "embedding", "--id-col", "id",
+             "--stratum-col", "template_type", "--strata", "flan",
+             "--num-instances", str(max(1, int(n * args.fraction))), "--no-report", *args.job_flags]
+    conf = list(args.conf)
+    log_dir = None
+    if args.profile:
+        log_dir = tempfile.mkdtemp(prefix="scaling-eventlog-")
+        conf += ["spark.eventLog.enabled=true", "spark.eventLog.compress=false",
+                 f"spark.eventLog.dir=file://{log_dir}"]
+    cmd = [sys.executable, __file__, "--child", "--cores", str(args.cores), "--driver-memory",
+           args.driver_memory, *sum((["--conf", c] for c in conf), []), "--", *flags]
+    print(f"n={n}: {' '.join(cmd[2:])}", flush=True)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    sampler = Sampler(proc.pid)
+    sampler.start()
+    lines = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
+        if args.verbose and not line.startswith(MARKER):
+            print("   | " + line.rstrip())
+    proc.wait()
+    wall = time.perf_counter() - t0
+    sampler.stop_flag.set()
+    sampler.join()
+    shutil.rmtree(out_dir, ignore_errors=True)
+    found = [json.loads(x[len(MARKER):]) for x in lines if x.startswith(MARKER)]
+    if proc.returncode != 0 or not found:
+        print("".join(lines[-40:]))
+        raise SystemExit(f"n={n}: the job failed (exit {proc.returncode})")
+    result = found[0] | sampler.summary() | {"n": n, "wall_seconds": round(wall, 1)}
+    if log_dir is not None:
+        print_profile(log_dir)
+        shutil.rmtree(log_dir, ignore_errors=True)
+    stages = "  ".join(f"{k} {v:.1f}" for k, v in result["stage_seconds"].items())
+    print(f"  stages (s): {stages}  | run {result['run_seconds']:.1f}s, child wall {wall:.1f}s "
+          f"(JVM start {result['session_seconds']:.1f}s)")
+    print(f"  peak memory: python driver ru_maxrss {result['driver_maxrss_mb']:.0f} MB, JVM VmHWM "
+          f"{result['jvm_hwm_mb']:.0f} MB (-Xmx {args.driver_memory}), largest python worker VmHWM "
+          f"{result['worker_hwm_mb']:.0f} MB, workers' RSS sum at peak {result['workers_rss_sum_mb']:.0f} MB "
+          f"({result['workers_seen']} worker processes)", flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="250000,500000,1000000",
+                        type=lambda s: [int(float(x)) for x in s.split(",") if x])
+    parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--dim", type=int, default=384)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fraction", type=float, default=0.10, help="N' as a share of the rows")
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--driver-memory", default="6g")
+    parser.add_argument("--conf", action="append", default=[], help="extra Spark conf KEY=VALUE")
+    parser.add_argument("--data-dir", default=os.path.join(tempfile.gettempdir(), "smart-bench-data"))
+    parser.add_argument("--work-dir", default=None, help="where the job's output goes (removed after)")
+    parser.add_argument("--verbose", action="store_true", help="echo the child's output")
+    parser.add_argument("--profile", action="store_true",
+                        help="Spark event log per run: print the longest Spark jobs with their call sites")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("job_flags", nargs="*", help="after --: more job flags (e.g. --partition-size 10000)")
+    args = parser.parse_args()
+    if args.child:
+        child(args.job_flags, args.cores, args.driver_memory, args.conf)
+        return
+
+    os.makedirs(args.data_dir, exist_ok=True)
+    print(f"machine: {platform.node()}, {os.cpu_count()} cores, "
+          f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB; local[{args.cores}], "
+          f"spark.driver.memory {args.driver_memory}")
+    results = [run_size(args, n) for n in args.sizes]
+
+    print("\nsummary")
+    stages = list(results[0]["stage_seconds"])
+    print("  n        | " + " | ".join(f"{s:>7}" for s in stages) + " |   run s | driver MB | JVM MB | "
+          "worker MB")
+    for r in results:
+        print(f"  {r['n']:<8} | " + " | ".join(f"{r['stage_seconds'][s]:7.1f}" for s in stages)
+              + f" | {r['run_seconds']:7.1f} | {r['driver_maxrss_mb']:9.0f} | {r['jvm_hwm_mb']:6.0f} | "
+              f"{r['worker_hwm_mb']:9.0f}")
+    for a, b in zip(results, results[1:]):
+        doublings = max(1e-9, (b["n"] / a["n"]))
+        per = (b["run_seconds"] / a["run_seconds"]) ** (1 / max(1e-9, __import__("math").log2(doublings)))
+        st = ", ".join(f"{s} {b['stage_seconds'][s] / max(1e-3, a['stage_seconds'][s]):.2f}x" for s in stages)
+        verdict = "met" if per <= 2.2 else "NOT met"
+        print(f"  growth {a['n']} -> {b['n']}: run {b['run_seconds'] / a['run_seconds']:.2f}x "
+              f"({per:.2f}x per doubling; target <= 2.2x: {verdict}); stages: {st}")
+    big = [r for r in results if r["n"] >= 1_000_000]
+    for r in big:
+        print(f"  n={r['n']}: child wall {r['wall_seconds']:.0f}s; under 15 min: "
+              f"{'yes' if r['wall_seconds'] < 900 else 'NO'}")
+
+
+if __name__ == "__main__":
+    main()
