@@ -25,7 +25,7 @@ def test_sample_job_end_to_end_and_cached_rerun(spark, tmp_path, capsys, monkeyp
     mixture = DeltaTable(f"{out}/mixture").to_pyarrow_dataset()  # noqa: F841 (DuckDB reads it by name)
     counts = duckdb.sql(
         "SELECT count(*) AS n, count(DISTINCT task) AS tasks, count(DISTINCT id) AS ids "
-        "FROM mixture WHERE run_id = 'sample'").fetchone()
+        "FROM mixture WHERE run_id = 'sample'").fetchall()[0]
     assert counts == (600, 24, 600)
     weights = DeltaTable(f"{out}/task_weights").to_pandas()
     assert weights["selected"].sum() == 24 and len(weights) == 37
