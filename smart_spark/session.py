@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -26,6 +28,10 @@ def get_spark(
     """
     from pyspark.sql import SparkSession
 
+    launching_locally = "PYSPARK_GATEWAY_PORT" not in os.environ and not os.environ.get("SPARK_REMOTE")
+    if launching_locally and (master is None or master.startswith("local")):
+        # Local Python workers run this interpreter (its packages), not whatever `python3` is on PATH.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
     if master is not None:
         builder = builder.master(master)
