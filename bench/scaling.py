@@ -15,7 +15,8 @@ starts ``local[cores]`` with ``spark.driver.memory`` (``--driver-memory``), call
 and prints the returned summary (``stage_seconds``) and its own ``ru_maxrss`` (the Python driver's peak).
 Meanwhile this process samples, every 0.25 s, ``VmHWM`` (peak resident set) of every process under the
 child: the JVM, and the ``pyspark.daemon`` Python workers (largest single worker, and the largest sum of
-the workers' VmRSS at one instant).
+the workers' VmRSS at one instant), and the CPU seconds (user + system) of that whole process tree: on a
+shared machine wall times move with other load, CPU seconds much less, so the growth of both is printed.
 
 Printed per size: seconds per stage, the run's total (``run`` only, without the JVM start) and the
 child's wall time; peak memory; then the growth per doubling of n: t(2n) / t(n) (target <= 2.2x) in total
@@ -105,11 +106,15 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
-def _status_kb(pid: int) -> tuple[int, int, str] | None:
-    """(VmHWM kB, VmRSS kB, kind) of ``pid``; kind: jvm, worker (pyspark.daemon) or other."""
+def _status_kb(pid: int) -> tuple[int, int, str, float] | None:
+    """(VmHWM kB, VmRSS kB, kind, CPU seconds) of ``pid``; kind: jvm, worker (pyspark.daemon) or other.
+    CPU seconds: user + system, reaped children included."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
             cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
+        with open(f"/proc/{pid}/stat") as fh:
+            stat = fh.read()
+        cpu = sum(int(x) for x in stat[stat.rfind(")") + 2:].split()[11:15]) / os.sysconf("SC_CLK_TCK")
         hwm = rss = 0
         with open(f"/proc/{pid}/status") as fh:
             for line in fh:
@@ -120,7 +125,7 @@ def _status_kb(pid: int) -> tuple[int, int, str] | None:
     except OSError:
         return None
     kind = "jvm" if "java" in cmd.split(" ")[0] else "worker" if "pyspark.daemon" in cmd else "other"
-    return hwm, rss, kind
+    return hwm, rss, kind, cpu
 
 
 class Sampler(threading.Thread):
@@ -130,6 +135,7 @@ class Sampler(threading.Thread):
         super().__init__(daemon=True)
         self.pid, self.interval = pid, interval
         self.peak: dict[int, tuple[int, str]] = {}  # pid -> (max VmHWM kB, kind)
+        self.cpu: dict[int, float] = {}  # pid -> CPU seconds at the last sample
         self.workers_rss_sum_kb = 0
         self.stop_flag = threading.Event()
 
@@ -140,7 +146,8 @@ class Sampler(threading.Thread):
                 got = _status_kb(p)
                 if got is None:
                     continue
-                hwm, rss, kind = got
+                hwm, rss, kind, cpu = got
+                self.cpu[p] = max(cpu, self.cpu.get(p, 0.0))
                 if hwm > self.peak.get(p, (0, kind))[0]:
                     self.peak[p] = (hwm, kind)
                 if kind == "worker":
@@ -153,6 +160,7 @@ class Sampler(threading.Thread):
             return max((h for h, k in self.peak.values() if k == kind), default=0) / 1024
 
         return {"jvm_hwm_mb": mx("jvm"), "worker_hwm_mb": mx("worker"),
+                "tree_cpu_seconds": round(sum(self.cpu.values()), 1),
                 "workers_rss_sum_mb": self.workers_rss_sum_kb / 1024,
                 "workers_seen": sum(1 for _, k in self.peak.values() if k == "worker")}
 
@@ -264,7 +272,8 @@ def run_size(args: argparse.Namespace, n: int) -> dict:
         shutil.rmtree(log_dir, ignore_errors=True)
     stages = "  ".join(f"{k} {v:.1f}" for k, v in result["stage_seconds"].items())
     print(f"  stages (s): {stages}  | run {result['run_seconds']:.1f}s, child wall {wall:.1f}s "
-          f"(JVM start {result['session_seconds']:.1f}s)")
+          f"(JVM start {result['session_seconds']:.1f}s); CPU of the JVM + Python workers + driver "
+          f"{result['tree_cpu_seconds']:.0f}s")
     print(f"  peak memory: python driver ru_maxrss {result['driver_maxrss_mb']:.0f} MB, JVM VmHWM "
           f"{result['jvm_hwm_mb']:.0f} MB (-Xmx {args.driver_memory}), largest python worker VmHWM "
           f"{result['worker_hwm_mb']:.0f} MB, workers' RSS sum at peak {result['workers_rss_sum_mb']:.0f} MB "
@@ -303,19 +312,21 @@ def main() -> None:
 
     print("\nsummary")
     stages = list(results[0]["stage_seconds"])
-    print("  n        | " + " | ".join(f"{s:>7}" for s in stages) + " |   run s | driver MB | JVM MB | "
-          "worker MB")
+    print("  n        | " + " | ".join(f"{s:>7}" for s in stages) + " |   run s |   CPU s | driver MB | "
+          "JVM MB | worker MB")
     for r in results:
         print(f"  {r['n']:<8} | " + " | ".join(f"{r['stage_seconds'][s]:7.1f}" for s in stages)
-              + f" | {r['run_seconds']:7.1f} | {r['driver_maxrss_mb']:9.0f} | {r['jvm_hwm_mb']:6.0f} | "
+              + f" | {r['run_seconds']:7.1f} | {r['tree_cpu_seconds']:7.0f} | {r['driver_maxrss_mb']:9.0f} | "
+              f"{r['jvm_hwm_mb']:6.0f} | "
               f"{r['worker_hwm_mb']:9.0f}")
     for a, b in zip(results, results[1:]):
         doublings = max(1e-9, (b["n"] / a["n"]))
         per = (b["run_seconds"] / a["run_seconds"]) ** (1 / max(1e-9, __import__("math").log2(doublings)))
         st = ", ".join(f"{s} {b['stage_seconds'][s] / max(1e-3, a['stage_seconds'][s]):.2f}x" for s in stages)
         verdict = "met" if per <= 2.2 else "NOT met"
+        cpu = b["tree_cpu_seconds"] / max(1e-9, a["tree_cpu_seconds"])
         print(f"  growth {a['n']} -> {b['n']}: run {b['run_seconds'] / a['run_seconds']:.2f}x "
-              f"({per:.2f}x per doubling; target <= 2.2x: {verdict}); stages: {st}")
+              f"({per:.2f}x per doubling; target <= 2.2x: {verdict}); CPU seconds {cpu:.2f}x; stages: {st}")
     big = [r for r in results if r["n"] >= 1_000_000]
     for r in big:
         print(f"  n={r['n']}: child wall {r['wall_seconds']:.0f}s; under 15 min: "

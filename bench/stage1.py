@@ -16,7 +16,9 @@ measures instead (a) the dense FL greedy at the largest sizes that fit (``--fl-f
 40,000) and extrapolates to 100,000 by (M / n)^2 (kernel build and dense updates are both quadratic),
 and (b) the partitioned greedy (``partitioned_greedy_select``, P = ``--partition-size``) at M = 100,000,
 which is what the product would need to run FL there on this machine (or the torch engine of
-``bench/gpu_greedy.py`` on a GPU: 40 GB float32 fits one 80 GB H100).
+``bench/gpu_greedy.py`` on a GPU: 40 GB float32 fits one 80 GB H100). GC for more than ``--max-steps``
+picks (M' = all = 100,000) is timed for ``--max-steps`` / 2 and ``--max-steps`` picks and extrapolated
+linearly (printed as EXTRAPOLATED): every step costs O(M d) there.
 """
 
 from __future__ import annotations
@@ -85,11 +87,13 @@ def main() -> None:
     parser.add_argument("--fl-fit", default="20000,40000", type=lambda s: [int(x) for x in s.split(",") if x])
     parser.add_argument("--partition-size", type=int, default=20000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-steps", type=int, default=10000,
+                        help="gc with more picks than this: timed at half and all of it, extrapolated")
     args = parser.parse_args()
 
     print(f"machine: {platform.node()}, {os.cpu_count()} cores, "
           f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / GB:.0f} GiB; numpy {np.__version__}; "
-          f"memory cap {args.max_gb} GB")
+          f"memory cap {args.max_gb} GiB")
     for m in args.tasks:
         rng = np.random.default_rng([args.seed, m])
         means = rng.standard_normal((m, args.dim)).astype(np.float32)
@@ -105,7 +109,11 @@ def main() -> None:
                 if need > args.max_gb:
                     what = ("the partitioned greedy (below) or a GPU (bench/gpu_greedy.py)" if fn == "fl"
                             else "a smaller M' or a partitioned greedy")
-                    print(f"{label} skipped: needs ~{need:.0f} GB > {args.max_gb} GB cap; would take {what}")
+                    print(f"{label} skipped: needs ~{need:.0f} GiB > {args.max_gb} GiB cap; "
+                          f"would take {what}")
+                    continue
+                if fn == "gc" and k > args.max_steps:
+                    extrapolate_gc(args, means, names, k)
                     continue
                 (order, gains), secs, mb = measure(
                     lambda fn=fn, k=k, means=means, names=names: select_tasks(
@@ -120,13 +128,25 @@ def main() -> None:
             fl_fit(args, m, picks)
 
 
+def extrapolate_gc(args: argparse.Namespace, means: np.ndarray, names: list[str], k: int) -> None:
+    """GC for k picks where that takes too long here: time two prefixes (the greedy's first picks are the
+    same for any budget) and extrapolate linearly in the number of picks (each step costs O(M d) once the
+    shortlist is refreshed every step, which it is on unclustered means)."""
+    k1, k2 = args.max_steps // 2, args.max_steps
+    _, t1, _ = measure(lambda: select_tasks(means, "gc", k1, names=names, seed=args.seed))
+    _, t2, mb = measure(lambda: select_tasks(means, "gc", k2, names=names, seed=args.seed))
+    est = t2 + (k - k2) * (t2 - t1) / (k2 - k1)
+    print(f"  gc     M'={k:<6} select_tasks ~{est:7.0f}s EXTRAPOLATED from M'={k1}: {t1:.1f}s and M'={k2}: "
+          f"{t2:.1f}s (peak +{mb:6.0f} MB); budgets as above", flush=True)
+
+
 def fl_fit(args: argparse.Namespace, m: int, picks: list[int]) -> None:
     """FL where the dense M x M kernel does not fit: dense at smaller M (extrapolated), and partitioned."""
-    print(f"  fl at M = {m}: dense kernel {4.0 * m * m / GB:.0f} GB does not fit; dense FL at smaller M, "
+    print(f"  fl at M = {m}: dense kernel {4.0 * m * m / GB:.0f} GiB does not fit; dense FL at smaller M, "
           f"extrapolated by (M/n)^2:")
     for n in args.fl_fit:
         if estimate_gb("fl", n, n, args.dim) > args.max_gb:
-            print(f"    n={n}: skipped, needs ~{estimate_gb('fl', n, n, args.dim):.0f} GB")
+            print(f"    n={n}: skipped, needs ~{estimate_gb('fl', n, n, args.dim):.0f} GiB")
             continue
         rng = np.random.default_rng([args.seed, n])
         X = rng.standard_normal((n, args.dim)).astype(np.float32)
@@ -134,7 +154,7 @@ def fl_fit(args: argparse.Namespace, m: int, picks: list[int]) -> None:
         for k in [p for p in picks if p < m and p <= n]:
             _, secs, mb = measure(lambda X=X, k=k, names=names: select_tasks(X, "fl", k, names=names))
             print(f"    n={n:<6} M'={k:<6} {secs:8.2f}s (peak +{mb:6.0f} MB) -> M={m}: "
-                  f"~{secs * (m / n) ** 2:.0f}s and {4.0 * m * m / GB:.0f} GB", flush=True)
+                  f"~{secs * (m / n) ** 2:.0f}s and {4.0 * m * m / GB:.0f} GiB", flush=True)
     rng = np.random.default_rng([args.seed, m])
     means = rng.standard_normal((m, args.dim)).astype(np.float32)
     ids = [f"task_{i:06d}" for i in range(m)]
