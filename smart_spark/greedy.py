@@ -50,6 +50,12 @@ _PARALLEL_MIN = 1 << 18  # FL updates touching fewer kernel entries than this st
 _MAX_THREADS = 4  # most threads for the FL updates (they are memory-bound)
 _SHORTLIST_MIN = 256  # GC, LogDet: fewest candidates whose gains are kept between refreshes
 _SHORTLIST_SHARE = 16  # GC, LogDet: first shortlist size n / this (then it adapts)
+_GC_SWITCH_REFRESHES = 4  # GC: column mode once this many refreshes came ...
+_GC_SWITCH_STEPS = 8  # ... fewer than this many steps apart on average
+_GC_BATCH_MIN = 32  # GC column mode: first batch of kernel columns (then it adapts)
+_GC_CACHE_BYTES = 64 << 20  # GC column mode: most memory for cached kernel columns
+_GC_COLUMNS_MIN_DIM = 64  # GC: no column mode below this d (a refresh, O(nd), is cheap there)
+_LOGDET_FEATURES_MIN_RATIO = 4  # LogDet in feature space when n >= this * d
 _OBJECTIVE_ROWS = 2048  # ground-set rows per block when evaluating FL
 _TIE_RTOL = 1e-12  # gains this close (relative to the gains' scale) are ties -> smallest position
 
@@ -111,6 +117,13 @@ def _one_blas_thread() -> contextlib.AbstractContextManager:
     """Run small BLAS products on one thread: with more, an oversubscribed machine (a busy host, a Spark
     executor with a Python worker per core) makes each small product many times slower."""
     return threadpool_limits(1, user_api="blas") if threadpool_limits else contextlib.nullcontext()
+
+
+def _blas_threads() -> contextlib.AbstractContextManager:
+    """Let one large BLAS-3 product (GC's column batches) use the threads the FL updates use."""
+    if threadpool_limits is None:  # pragma: no cover
+        return contextlib.nullcontext()
+    return threadpool_limits(_fl_threads(), user_api="blas")
 
 
 def _argmax_first(g: np.ndarray, tol: float) -> int:
@@ -272,14 +285,17 @@ def _fl_threads() -> int:
 
 
 def _greedy_gc(Xn: np.ndarray, budget: int, lam: float) -> tuple[np.ndarray, np.ndarray]:
-    """Graph-cut greedy on unit rows ``Xn`` (n, d) without a kernel, exact in float64.
+    """Graph-cut greedy on unit rows ``Xn`` (n, d) without a full kernel, exact in float64.
 
-    gain_j = c_j - lam - 2 lam x_j . z with z the sum of the picked rows. A refresh computes every gain
-    (one X z, O(nd)) and shortlists the M best (M adapts to how long shortlists last); until the next
-    refresh only the shortlist's gains are computed (O(Md) per step). Since |x_j . (z - z0)| <= ||z - z0||
-    for unit rows, no candidate left out at the refresh (z = z0) can exceed its refresh gain by more
-    than 2 |lam| ||z - z0||: while the shortlist's best beats that bound, it is the exact greedy pick;
-    otherwise the step refreshes.
+    gain_j = c_j - lam - 2 lam x_j . z with z the sum of the picked rows. It starts in shortlist mode:
+    a refresh computes every gain (one X z, O(nd)) and shortlists the M best (M adapts to how long
+    shortlists last); until the next refresh only the shortlist's gains are computed (O(Md) per step).
+    Since |x_j . (z - z0)| <= ||z - z0|| for unit rows, no candidate left out at the refresh (z = z0) can
+    exceed its refresh gain by more than 2 |lam| ||z - z0||: while the shortlist's best beats that bound,
+    it is the exact greedy pick; otherwise the step refreshes. On data where that bound is loose
+    (high-dimensional, unclustered rows) refreshes come every few steps; once they average fewer than
+    ``_GC_SWITCH_STEPS`` steps apart (and d >= ``_GC_COLUMNS_MIN_DIM``) it goes on in column mode
+    (:func:`_gc_columns`).
     """
     X64 = _unit64(Xn)
     n = X64.shape[0]
@@ -293,6 +309,7 @@ def _greedy_gc(Xn: np.ndarray, budget: int, lam: float) -> tuple[np.ndarray, np.
     X_short, base_short = X64[:0], base[:0]
     left_out = np.inf  # best refresh-time gain outside the shortlist (inf: refresh needed)
     refreshed = -(2**31)  # step of the last refresh
+    refreshes = 0
     order = np.empty(budget, dtype=np.int64)
     gains = np.empty(budget, dtype=np.float64)
     for t in range(budget):
@@ -306,6 +323,11 @@ def _greedy_gc(Xn: np.ndarray, budget: int, lam: float) -> tuple[np.ndarray, np.
         if s < 0:  # refresh: every gain exactly, a new shortlist (longer if the last one lasted < 4 steps)
             g = base - (2.0 * lam) * (X64 @ z)
             g[taken] = -np.inf
+            refreshes += 1
+            if (refreshes >= _GC_SWITCH_REFRESHES and t < _GC_SWITCH_STEPS * refreshes
+                    and X64.shape[1] >= _GC_COLUMNS_MIN_DIM):
+                _gc_columns(X64, base, g, z, lam, tol, order, gains, t)
+                return order, gains
             s = _argmax_first(g, tol)
             g[s] = -np.inf  # picked now: not part of the bound below
             z0 = z.copy()
@@ -329,12 +351,156 @@ def _greedy_gc(Xn: np.ndarray, budget: int, lam: float) -> tuple[np.ndarray, np.
     return order, gains
 
 
+def _gc_columns(X64: np.ndarray, base: np.ndarray, g: np.ndarray, z: np.ndarray, lam: float, tol: float,
+                order: np.ndarray, gains: np.ndarray, start: int) -> None:
+    """Graph-cut greedy from step ``start`` on with every gain current; fills order[start:], gains[start:].
+
+    ``g`` (n,) holds every row's exact gain at ``start`` (-inf for picked rows), ``z`` (d,) the sum of the
+    picked rows. After a pick s, g -= 2 lam K[:, s] (O(n)). The kernel columns come in batches with one
+    BLAS-3 product (float64): on a pick whose column is not cached, the best-ranked uncached rows (the
+    likely next picks, the pick among them) get theirs, evicting the cached columns ranked lowest; the
+    batch doubles while misses come within 8 steps. At most ``_GC_CACHE_BYTES`` of columns (n * 8 bytes
+    each, at least ``_GC_BATCH_MIN``) are held.
+    """
+    n = X64.shape[0]
+    budget = order.size
+    cap = int(min(n, max(_GC_BATCH_MIN, _GC_CACHE_BYTES // (8 * n))))
+    cache = np.empty((cap, n), dtype=np.float64)  # cache[k] = K[owner[k], :]
+    slot = np.full(n, -1, dtype=np.int64)  # row -> its cache slot, -1: not cached
+    owner = np.full(cap, -1, dtype=np.int64)  # slot -> its row, -1: free
+    batch = min(cap, _GC_BATCH_MIN)
+    last_fill = start
+    step = np.empty(n, dtype=np.float64)
+    for t in range(start, budget):
+        s = _argmax_first(g, tol)
+        if slot[s] < 0:
+            if t - last_fill < 8:
+                batch = min(cap, 2 * batch)
+            last_fill = t
+            want = min(batch, budget - t)
+            free = np.flatnonzero(owner < 0)
+            if free.size < want:  # evict the cached columns of the rows now ranked lowest
+                used = np.flatnonzero(owner >= 0)
+                worst = used[np.argsort(g[owner[used]], kind="stable")[: want - free.size]]
+                slot[owner[worst]] = -1
+                owner[worst] = -1
+                free = np.flatnonzero(owner < 0)
+            rank = g.copy()
+            rank[owner[owner >= 0]] = -np.inf
+            rank[s] = -np.inf  # s goes in first, whatever the ties at the cut
+            top = np.argpartition(-rank, want - 1)[: want - 1] if want > 1 else np.zeros(0, dtype=np.int64)
+            new = np.concatenate(([s], top[rank[top] > -np.inf]))
+            dst = free[: new.size]
+            with _blas_threads():
+                cache[dst] = X64[new] @ X64.T
+            owner[dst] = new
+            slot[new] = dst
+        k = int(slot[s])
+        order[t] = s
+        gains[t] = base[s] - 2.0 * lam * float(X64[s] @ z)
+        np.multiply(cache[k], 2.0 * lam, out=step)
+        g -= step
+        g[s] = -np.inf
+        slot[s] = -1
+        owner[k] = -1
+        z += X64[s]
+
+
 # ---------------------------------------------------------------------------------------------------
 # log-determinant
 
 
 def _greedy_logdet(Xn: np.ndarray, budget: int, lam: float) -> tuple[np.ndarray, np.ndarray]:
+    """Log-determinant greedy on unit rows ``Xn`` (n, d): the same picks and gains two ways, the cheaper
+    for the shape: in feature space (d x d state) when n >= 4 d, else over Cholesky rows (budget x n)."""
+    if Xn.shape[0] >= _LOGDET_FEATURES_MIN_RATIO * Xn.shape[1]:
+        return _logdet_features(Xn, budget, lam)
+    return _logdet_cholesky(Xn, budget, lam)
+
+
+def _logdet_features(Xn: np.ndarray, budget: int, lam: float) -> tuple[np.ndarray, np.ndarray]:
+    """Log-determinant greedy on unit rows ``Xn`` (n, d), in feature space, float64.
+
+    d2_j is the Schur complement of j given S in K + lam I (the first one is 1 + lam) and the gain is
+    ln d2_j. With K_SS = X_S X_S^T (unit rows, K_jj = 1), the push-through identity gives
+    d2_j = lam (1 + x_j^T (X_S^T X_S + lam I)^-1 x_j) = lam + x_j^T W x_j, W = (X_S^T X_S / lam + I)^-1
+    (d x d). A pick s is a rank-one (Sherman-Morrison) update: v = W x_s / sqrt(d2_s), W -= v v^T and
+    d2_j -= (x_j . v)^2 for every j, the same numbers as the incremental Cholesky of the fast greedy MAP
+    algorithm (Chen et al., 2018), whose Cholesky entries are the x_j . v, at O(nd) a step instead of
+    O(n (d + |S|)) and O(nd + d^2) memory instead of O(n |S|).
+
+    Schur complements only shrink as S grows, so a candidate's d2 at the last refresh bounds it later.
+    A refresh brings every d2 up to date and shortlists the M largest (M adapts to how long shortlists
+    last); between refreshes only the shortlist's d2 are updated (O(Md + d^2) per step) and its best is the
+    exact greedy pick while it beats every bound left out. A refresh catches every row up over the r picks
+    since the last one with one BLAS-3 product X V^T (n x d x r) and folds them into W.
+    """
+    X64 = _unit64(Xn)
+    n, d = X64.shape
+    tol = _TIE_RTOL * (1.0 + lam)
+    d2 = np.full(n, 1.0 + lam, dtype=np.float64)  # current at ``synced`` (selected: -inf)
+    W: np.ndarray | None = None  # W at ``synced``; None: the identity (nothing picked before it)
+    V = np.empty((budget, d), dtype=np.float64)  # v of every pick
+    size = min(n, max(_SHORTLIST_MIN, n // _SHORTLIST_SHARE))
+    synced = 0
+    short = np.zeros(0, dtype=np.int64)
+    where = np.full(n, -1, dtype=np.int64)  # position of a row in the shortlist
+    X_short, d2_short = X64[:0], d2[:0]
+    left_out = np.inf  # largest d2 (at the refresh) outside the shortlist; inf: refresh needed
+    order = np.empty(budget, dtype=np.int64)
+    gains = np.empty(budget, dtype=np.float64)
+    for t in range(budget):
+        j = _argmax_first(d2_short, tol) if short.size and left_out < np.inf else -1
+        if j < 0 or not d2_short[j] > left_out + tol:
+            if t > synced:  # catch every row up over the picks order[synced:t]
+                Vr = V[synced:t]
+                P = X64 @ Vr.T
+                d2 -= np.einsum("ij,ij->i", P, P)
+                np.maximum(d2, lam, out=d2)  # Schur complements of K + lam I are >= lam
+                d2[order[:t]] = -np.inf
+                W = (np.eye(d) if W is None else W) - Vr.T @ Vr
+            if 0 < t - synced < 4:  # the last shortlist was short-lived: take a longer one
+                size = min(n, 2 * size)
+            elif t - synced > 32:
+                size = max(min(n, _SHORTLIST_MIN), size // 2)
+            synced = t
+            best = _argmax_first(d2, tol)  # the exact pick, over every row
+            if n - t > size:
+                split = np.argpartition(-d2, size)
+                short = np.union1d(split[:size], [best])
+                rest = d2.copy()
+                rest[short] = -np.inf
+                left_out = float(rest.max())
+            else:
+                short = np.flatnonzero(d2 > -np.inf)
+                left_out = -np.inf
+            where[:] = -1
+            where[short] = np.arange(short.size)
+            X_short, d2_short = X64[short], d2[short]
+            j = int(where[best])
+        s = int(short[j])
+        order[t] = s
+        gains[t] = math.log(d2_short[j])
+        if t == budget - 1:
+            break
+        x = X64[s]
+        w = x.copy() if W is None else W @ x
+        if t > synced:  # the picks since the last refresh, not yet folded into W
+            Vr = V[synced:t]
+            w -= Vr.T @ (Vr @ x)
+        v = w / math.sqrt(d2_short[j])
+        V[t] = v
+        e = X_short @ v
+        d2_short -= e * e
+        np.maximum(d2_short, lam, out=d2_short)
+        d2_short[j] = -np.inf
+        d2_short[where[order[synced:t]]] = -np.inf
+    return order, gains
+
+
+def _logdet_cholesky(Xn: np.ndarray, budget: int, lam: float) -> tuple[np.ndarray, np.ndarray]:
     """Log-determinant greedy on unit rows ``Xn`` (n, d): fast greedy MAP (Chen et al., 2018), float64.
+    For n < 4 d (where it beats :func:`_logdet_features`).
 
     d2_j is the Schur complement of j given S in K + lam I (the first one is 1 + lam); E[t, j] is the
     incremental Cholesky entry of j for the t-th pick: E[t, j] = (K_{s_t j} - sum_{r<t} E[r, s_t] E[r, j])

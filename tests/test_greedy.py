@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from smart_spark import greedy
 from smart_spark.errors import SmartError
 from smart_spark.greedy import fl_kernel, greedy_select, normalize_rows, objective
 
@@ -66,10 +67,12 @@ def _close(a: float, b: float) -> bool:
     return abs(a - b) <= RTOL * max(1.0, abs(a), abs(b))
 
 
-@pytest.mark.parametrize("fn,budget", [("fl", 70), ("gc", 70), ("logdet", 30)])
+@pytest.mark.parametrize("fn,budget,d", [("fl", 70, 8), ("gc", 70, 8), ("logdet", 30, 8), ("logdet", 60, 40)],
+                         ids=["fl", "gc", "logdet-features", "logdet-cholesky"])
 @pytest.mark.parametrize("make", [_random, _tricky], ids=["random", "tricky"])
-def test_every_pick_is_submodlibs_best_gain(fn: str, budget: int, make) -> None:
-    X = make(90, 8, seed=7)
+def test_every_pick_is_submodlibs_best_gain(fn: str, budget: int, d: int, make) -> None:
+    """LogDet runs in feature space when n >= 4 d (90 x 8), over Cholesky rows otherwise (90 x 40)."""
+    X = make(90, d, seed=7)
     order, gains = greedy_select(X, fn, budget, **LAMBDAS)
     assert order.dtype == np.int64 and gains.dtype == np.float64
     assert len(set(order.tolist())) == budget
@@ -250,7 +253,7 @@ def test_gc_shortlist_equals_full_recompute(make) -> None:
 @pytest.mark.parametrize("make", [_random, _tricky], ids=["random", "tricky"])
 def test_logdet_shortlist_equals_full_cholesky_updates(make) -> None:
     """Above 256 rows LogDet updates only a shortlist between refreshes (and catches the rest up with
-    a triangular solve): same picks and gains as updating every Schur complement at every step."""
+    one BLAS-3 product): same picks and gains as updating every Schur complement at every step."""
     X = make(1500, 12, seed=22)
     order, gains = greedy_select(X, "logdet", 300, logdet_lambda=1.0)
     X64 = normalize_rows(X).astype(np.float64)
@@ -264,6 +267,46 @@ def test_logdet_shortlist_equals_full_cholesky_updates(make) -> None:
         E[t] = (X64 @ X64[s] - E[:t].T @ E[:t, s]) / np.sqrt(d2[s])
         d2 = d2 - E[t] ** 2
         d2[order[: t + 1]] = -np.inf
+
+
+@pytest.mark.parametrize("make", [_random, _tricky], ids=["random", "tricky"])
+@pytest.mark.parametrize("n,d", [(700, 48), (120, 48)])
+def test_logdet_feature_space_equals_cholesky_rows(make, n: int, d: int) -> None:
+    """The two LogDet forms give the same picks and gains, past the rank d of the kernel too."""
+    Xn = normalize_rows(make(n, d, seed=5))
+    with greedy._one_blas_thread():
+        features = greedy._logdet_features(Xn, n, 1.0)
+        cholesky = greedy._logdet_cholesky(Xn, n, 1.0)
+    assert features[0].tolist() == cholesky[0].tolist()
+    np.testing.assert_allclose(features[1], cholesky[1], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("make", [_random, _tricky], ids=["random", "tricky"])
+@pytest.mark.parametrize("cache_columns", [None, 40], ids=["cache-default", "cache-40-columns"])
+def test_gc_column_mode_equals_full_recompute(make, cache_columns: int | None, monkeypatch) -> None:
+    """High-dimensional unclustered rows make GC refresh every few steps, so it goes on with kernel
+    columns (also with a cache too small for a batch, which evicts): same picks as recomputing every gain
+    at every step, and the same as the column mode from the first step."""
+    n, budget = 1200, 500
+    if cache_columns:
+        monkeypatch.setattr(greedy, "_GC_CACHE_BYTES", 8 * n * cache_columns)
+    X = make(n, 96, seed=31)
+    order, gains = greedy_select(X, "gc", budget, gc_lambda=0.4)
+    X64 = normalize_rows(X).astype(np.float64)
+    X64 /= np.linalg.norm(X64, axis=1, keepdims=True)
+    base = X64 @ X64.sum(axis=0) - 0.4
+    z, taken = np.zeros(X64.shape[1]), np.zeros(n, dtype=bool)
+    for t in range(budget):
+        g = np.where(taken, -np.inf, base - 0.8 * (X64 @ z))
+        s = int(np.argmax(g >= g.max() - 1e-9))
+        assert order[t] == s, t
+        assert gains[t] == pytest.approx(g[s], rel=1e-12, abs=1e-9)
+        taken[s] = True
+        z += X64[s]
+    from_start = (np.empty(budget, dtype=np.int64), np.empty(budget))
+    greedy._gc_columns(X64, base, base.copy(), np.zeros(X64.shape[1]), 0.4, 1e-12 * (1 + np.abs(base).max()),
+                       *from_start, 0)
+    assert from_start[0].tolist() == order.tolist()
 
 
 @settings(max_examples=25, deadline=None)
