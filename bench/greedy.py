@@ -9,7 +9,8 @@ of its picks (always evaluated by ``smart_spark.greedy.objective``, so all use t
 memory: for our numpy engines the peak traced by tracemalloc (numpy reports its arrays) in a separate
 untimed run; for the others the rise of the process's peak RSS (VmHWM, reset before each call: it
 counts C++ allocations, but misses memory recycled from the heap). The floor is the time of one
-float32 ``X @ X.T`` (the minimum of ``--repeats`` runs, like our FL time). Methods whose estimated
+float32 ``X @ X.T`` (the minimum of ``--repeats`` runs, like our times; the others, seconds to minutes
+each, run once). Methods whose estimated
 memory exceeds ``--max-gb`` (default 12) or what the machine has free are skipped, with the reason.
 """
 
@@ -185,7 +186,7 @@ def bench_sizes(args: argparse.Namespace) -> list[str]:
                         _log(notes[-1])
                         continue
                     _log(f"{fn} {kind} n={n}: {name} ...")
-                    reps = args.repeats if name == "ours" and fn == "fl" else 1
+                    reps = args.repeats if name == "ours" else 1
                     runs = [measure(functools.partial(method, X, k)) for _ in range(reps)]
                     order, seconds, peak = min(runs, key=lambda r: r[1])
                     peak = max(r[2] for r in runs)
@@ -237,7 +238,7 @@ def main() -> None:
     parser.add_argument("--kinds", type=lambda s: s.split(","), default=["random", "clustered"])
     parser.add_argument("--funcs", type=lambda s: s.split(","), default=["fl", "gc", "logdet"])
     parser.add_argument("--dim", type=int, default=384)
-    parser.add_argument("--repeats", type=int, default=3, help="runs of the floor and of our FL (min)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of the floor and of ours (min)")
     parser.add_argument("--max-gb", type=float, default=12.0)
     parser.add_argument("--no-submodlib", action="store_true")
     parser.add_argument("--no-apricot", action="store_true")

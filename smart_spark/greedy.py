@@ -51,8 +51,8 @@ _MAX_THREADS = 4  # most threads for the FL updates (they are memory-bound)
 _SHORTLIST_MIN = 256  # GC, LogDet: fewest candidates whose gains are kept between refreshes
 _SHORTLIST_SHARE = 16  # GC, LogDet: first shortlist size n / this (then it adapts)
 _GC_SWITCH_REFRESHES = 4  # GC: column mode once this many refreshes came ...
-_GC_SWITCH_STEPS = 8  # ... fewer than this many steps apart on average
-_GC_BATCH_MIN = 32  # GC column mode: first batch of kernel columns (then it adapts)
+_GC_SWITCH_STEPS = 16  # ... fewer than this many steps apart on average
+_GC_BATCH_MIN = 32  # GC column mode: first and smallest batch of kernel columns
 _GC_CACHE_BYTES = 64 << 20  # GC column mode: most memory for cached kernel columns
 _GC_COLUMNS_MIN_DIM = 64  # GC: no column mode below this d (a refresh, O(nd), is cheap there)
 _LOGDET_FEATURES_MIN_RATIO = 4  # LogDet in feature space when n >= this * d
@@ -359,29 +359,34 @@ def _gc_columns(X64: np.ndarray, base: np.ndarray, g: np.ndarray, z: np.ndarray,
     picked rows. After a pick s, g -= 2 lam K[:, s] (O(n)). The kernel columns come in batches with one
     BLAS-3 product (float64): on a pick whose column is not cached, the best-ranked uncached rows (the
     likely next picks, the pick among them) get theirs, evicting the cached columns ranked lowest; the
-    batch doubles while misses come within 8 steps. At most ``_GC_CACHE_BYTES`` of columns (n * 8 bytes
-    each, at least ``_GC_BATCH_MIN``) are held.
+    batch adapts to its yield: it doubles when at least half of the last batch's columns were used by
+    the next miss, halves (not below ``_GC_BATCH_MIN``) when fewer than a quarter were. At most
+    ``_GC_CACHE_BYTES`` of columns (n * 8 bytes each, at least ``_GC_BATCH_MIN``) are held.
     """
     n = X64.shape[0]
     budget = order.size
     cap = int(min(n, max(_GC_BATCH_MIN, _GC_CACHE_BYTES // (8 * n))))
-    cache = np.empty((cap, n), dtype=np.float64)  # cache[k] = K[owner[k], :]
+    cache = np.empty((cap, n), dtype=np.float64)  # cache[k] = 2 lam K[owner[k], :]
     slot = np.full(n, -1, dtype=np.int64)  # row -> its cache slot, -1: not cached
     owner = np.full(cap, -1, dtype=np.int64)  # slot -> its row, -1: free
     batch = min(cap, _GC_BATCH_MIN)
-    last_fill = start
-    step = np.empty(n, dtype=np.float64)
+    fill = np.full(cap, -1, dtype=np.int64)  # slot -> the batch that filled it
+    fills = used = 0  # batches so far; picks served by the last batch
     for t in range(start, budget):
         s = _argmax_first(g, tol)
         if slot[s] < 0:
-            if t - last_fill < 8:
-                batch = min(cap, 2 * batch)
-            last_fill = t
+            if fills:
+                if 2 * used >= batch:
+                    batch = min(cap, 2 * batch)
+                elif 4 * used < batch:
+                    batch = max(min(cap, _GC_BATCH_MIN), batch // 2)
+            fills += 1
+            used = 0
             want = min(batch, budget - t)
             free = np.flatnonzero(owner < 0)
             if free.size < want:  # evict the cached columns of the rows now ranked lowest
-                used = np.flatnonzero(owner >= 0)
-                worst = used[np.argsort(g[owner[used]], kind="stable")[: want - free.size]]
+                held = np.flatnonzero(owner >= 0)
+                worst = held[np.argsort(g[owner[held]], kind="stable")[: want - free.size]]
                 slot[owner[worst]] = -1
                 owner[worst] = -1
                 free = np.flatnonzero(owner < 0)
@@ -392,14 +397,15 @@ def _gc_columns(X64: np.ndarray, base: np.ndarray, g: np.ndarray, z: np.ndarray,
             new = np.concatenate(([s], top[rank[top] > -np.inf]))
             dst = free[: new.size]
             with _blas_threads():
-                cache[dst] = X64[new] @ X64.T
+                cache[dst] = (2.0 * lam * X64[new]) @ X64.T
             owner[dst] = new
             slot[new] = dst
+            fill[dst] = fills
         k = int(slot[s])
+        used += int(fill[k] == fills)
         order[t] = s
         gains[t] = base[s] - 2.0 * lam * float(X64[s] @ z)
-        np.multiply(cache[k], 2.0 * lam, out=step)
-        g -= step
+        g -= cache[k]
         g[s] = -np.inf
         slot[s] = -1
         owner[k] = -1
