@@ -54,9 +54,11 @@ _GC_SWITCH_REFRESHES = 4  # GC: column mode once this many refreshes came ...
 _GC_SWITCH_STEPS = 16  # ... fewer than this many steps apart on average
 _GC_BATCH_MIN = 32  # GC column mode: first and smallest batch of kernel columns
 _GC_CACHE_BYTES = 64 << 20  # GC column mode: most memory for cached kernel columns
+_GC_RESYNC = 64  # GC column mode: more rows than this within the float32 error of the best -> exact resync
 _GC_COLUMNS_MIN_DIM = 64  # GC: no column mode below this d (a refresh, O(nd), is cheap there)
 _LOGDET_FEATURES_MIN_RATIO = 4  # LogDet in feature space when n >= this * d
 _OBJECTIVE_ROWS = 2048  # ground-set rows per block when evaluating FL
+_NORM2_MIN = 1e-200  # rows whose squared norm is below this (or overflows) are scaled first
 _TIE_RTOL = 1e-12  # gains this close (relative to the gains' scale) are ties -> smallest position
 
 
@@ -72,14 +74,22 @@ def normalize_rows(X: np.ndarray) -> np.ndarray:
     if X.dtype == np.bool_ or not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
         raise SmartError(f"embeddings must be numeric, got dtype {X.dtype}")
     X64 = X.astype(np.float64)
-    finite = np.isfinite(X64).all(axis=1)
-    if not finite.all():
-        raise SmartError(f"embedding row {int(np.argmin(finite))} has a NaN or infinite value")
-    scale = np.abs(X64).max(axis=1, initial=0.0)  # scaling first: no overflow for huge entries
-    if (scale == 0).any():
-        raise SmartError(f"embedding row {int(np.argmax(scale == 0))} is all zeros and cannot be normalised")
-    X64 /= scale[:, None]
-    X64 /= np.sqrt(np.einsum("ij,ij->i", X64, X64))[:, None]
+    norm2 = np.einsum("ij,ij->i", X64, X64)
+    scaled = ~((norm2 > _NORM2_MIN) & (norm2 < np.inf))  # NaN, inf, zero, overflow or underflow
+    if scaled.any():  # those rows only (every row's result depends on that row alone)
+        rows = np.flatnonzero(scaled)
+        sub = X64[rows]
+        finite = np.isfinite(sub).all(axis=1)
+        if not finite.all():
+            raise SmartError(f"embedding row {int(rows[np.argmin(finite)])} has a NaN or infinite value")
+        scale = np.abs(sub).max(axis=1, initial=0.0)  # scaling first: no overflow for huge entries
+        if (scale == 0).any():
+            raise SmartError(f"embedding row {int(rows[np.argmax(scale == 0)])} is all zeros and cannot be "
+                             "normalised")
+        sub /= scale[:, None]
+        X64[rows] = sub
+        norm2[rows] = np.einsum("ij,ij->i", sub, sub)
+    X64 /= np.sqrt(norm2)[:, None]
     return X64.astype(np.float32)
 
 
@@ -120,7 +130,7 @@ def _one_blas_thread() -> contextlib.AbstractContextManager:
 
 
 def _blas_threads() -> contextlib.AbstractContextManager:
-    """Let one large BLAS-3 product (GC's column batches) use the threads the FL updates use."""
+    """Let large BLAS-3 products (GC's column batches) use the threads the FL updates use."""
     if threadpool_limits is None:  # pragma: no cover
         return contextlib.nullcontext()
     return threadpool_limits(_fl_threads(), user_api="blas")
@@ -356,60 +366,85 @@ def _gc_columns(X64: np.ndarray, base: np.ndarray, g: np.ndarray, z: np.ndarray,
     """Graph-cut greedy from step ``start`` on with every gain current; fills order[start:], gains[start:].
 
     ``g`` (n,) holds every row's exact gain at ``start`` (-inf for picked rows), ``z`` (d,) the sum of the
-    picked rows. After a pick s, g -= 2 lam K[:, s] (O(n)). The kernel columns come in batches with one
-    BLAS-3 product (float64): on a pick whose column is not cached, the best-ranked uncached rows (the
+    picked rows. After a pick s, g -= 2 lam K[:, s] (O(n)). The kernel columns come in batches, one
+    float32 BLAS-3 product each: on a pick whose column is not cached, the best-ranked uncached rows (the
     likely next picks, the pick among them) get theirs, evicting the cached columns ranked lowest; the
-    batch adapts to its yield: it doubles when at least half of the last batch's columns were used by
-    the next miss, halves (not below ``_GC_BATCH_MIN``) when fewer than a quarter were. At most
-    ``_GC_CACHE_BYTES`` of columns (n * 8 bytes each, at least ``_GC_BATCH_MIN``) are held.
+    batch doubles when at least half of the last batch's columns were used by the next miss, and halves
+    (not below ``_GC_BATCH_MIN``) when fewer than a quarter were. At most ``_GC_CACHE_BYTES`` of columns
+    (n * 4 bytes each, at least ``_GC_BATCH_MIN``) are held.
+
+    Picks stay exact: a float32 column entry is within 2 |lam| gamma_(d+4) of 2 lam K_js in float64
+    (gamma_m = m u / (1 - m u), u = 2^-24: the dot product of two unit rows), so after r columns every g_j
+    is within err = r times that (doubled for safety) of the exact gain. Every row within 2 err + tol of
+    the largest g gets its exact float64 gain (c_j - lam - 2 lam x_j . z) and the best of those is the
+    pick (ties to the smallest position). When more than ``_GC_RESYNC`` rows are that close, every gain
+    is recomputed exactly (one X z) and err restarts at 0.
     """
-    n = X64.shape[0]
+    n, d = X64.shape
     budget = order.size
-    cap = int(min(n, max(_GC_BATCH_MIN, _GC_CACHE_BYTES // (8 * n))))
-    cache = np.empty((cap, n), dtype=np.float64)  # cache[k] = 2 lam K[owner[k], :]
+    X32 = X64.astype(np.float32)
+    unit = 2.0**-24
+    eps = 2.0 * 2.0 * abs(lam) * (d + 4) * unit / (1.0 - (d + 4) * unit)  # bound per column, doubled
+    err = 0.0  # bound on |g - exact gains|
+    cap = int(min(n, max(_GC_BATCH_MIN, _GC_CACHE_BYTES // (4 * n))))
+    cache = np.empty((cap, n), dtype=np.float32)  # cache[k] ~ 2 lam K[owner[k], :]
     slot = np.full(n, -1, dtype=np.int64)  # row -> its cache slot, -1: not cached
     owner = np.full(cap, -1, dtype=np.int64)  # slot -> its row, -1: free
     batch = min(cap, _GC_BATCH_MIN)
     fill = np.full(cap, -1, dtype=np.int64)  # slot -> the batch that filled it
     fills = used = 0  # batches so far; picks served by the last batch
-    for t in range(start, budget):
-        s = _argmax_first(g, tol)
-        if slot[s] < 0:
-            if fills:
-                if 2 * used >= batch:
-                    batch = min(cap, 2 * batch)
-                elif 4 * used < batch:
-                    batch = max(min(cap, _GC_BATCH_MIN), batch // 2)
-            fills += 1
-            used = 0
-            want = min(batch, budget - t)
-            free = np.flatnonzero(owner < 0)
-            if free.size < want:  # evict the cached columns of the rows now ranked lowest
-                held = np.flatnonzero(owner >= 0)
-                worst = held[np.argsort(g[owner[held]], kind="stable")[: want - free.size]]
-                slot[owner[worst]] = -1
-                owner[worst] = -1
+    taken = np.isneginf(g)
+    scale = np.float32(2.0 * lam)
+    with _blas_threads():
+        for t in range(start, budget):
+            if err == 0.0:
+                s = _argmax_first(g, tol)
+            else:
+                near = np.flatnonzero(g >= g.max() - 2.0 * err - tol)
+                if near.size > _GC_RESYNC:  # too many contenders: every gain exactly again
+                    g = base - (2.0 * lam) * (X64 @ z)
+                    g[taken] = -np.inf
+                    err = 0.0
+                    s = _argmax_first(g, tol)
+                else:
+                    s = int(near[_argmax_first(base[near] - (2.0 * lam) * (X64[near] @ z), tol)])
+            if slot[s] < 0:
+                if fills:
+                    if 2 * used >= batch:
+                        batch = min(cap, 2 * batch)
+                    elif 4 * used < batch:
+                        batch = max(min(cap, _GC_BATCH_MIN), batch // 2)
+                fills += 1
+                used = 0
+                want = min(batch, budget - t)
                 free = np.flatnonzero(owner < 0)
-            rank = g.copy()
-            rank[owner[owner >= 0]] = -np.inf
-            rank[s] = -np.inf  # s goes in first, whatever the ties at the cut
-            top = np.argpartition(-rank, want - 1)[: want - 1] if want > 1 else np.zeros(0, dtype=np.int64)
-            new = np.concatenate(([s], top[rank[top] > -np.inf]))
-            dst = free[: new.size]
-            with _blas_threads():
-                cache[dst] = (2.0 * lam * X64[new]) @ X64.T
-            owner[dst] = new
-            slot[new] = dst
-            fill[dst] = fills
-        k = int(slot[s])
-        used += int(fill[k] == fills)
-        order[t] = s
-        gains[t] = base[s] - 2.0 * lam * float(X64[s] @ z)
-        g -= cache[k]
-        g[s] = -np.inf
-        slot[s] = -1
-        owner[k] = -1
-        z += X64[s]
+                if free.size < want:  # evict the cached columns of the rows now ranked lowest
+                    held = np.flatnonzero(owner >= 0)
+                    worst = held[np.argsort(g[owner[held]], kind="stable")[: want - free.size]]
+                    slot[owner[worst]] = -1
+                    owner[worst] = -1
+                    free = np.flatnonzero(owner < 0)
+                rank = g.copy()
+                rank[owner[owner >= 0]] = -np.inf
+                rank[s] = -np.inf  # s goes in first, whatever the ties at the cut
+                top = np.argpartition(-rank, want - 1)[: want - 1] if want > 1 else np.zeros(0, np.int64)
+                new = np.concatenate(([s], top[rank[top] > -np.inf]))
+                dst = free[: new.size]
+                cache[dst] = (scale * X32[new]) @ X32.T
+                owner[dst] = new
+                slot[new] = dst
+                fill[dst] = fills
+            k = int(slot[s])
+            used += int(fill[k] == fills)
+            order[t] = s
+            gains[t] = base[s] - 2.0 * lam * float(X64[s] @ z)
+            g -= cache[k]
+            err += eps
+            g[s] = -np.inf
+            taken[s] = True
+            slot[s] = -1
+            owner[k] = -1
+            z += X64[s]
 
 
 # ---------------------------------------------------------------------------------------------------
