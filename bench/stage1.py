@@ -18,7 +18,7 @@ and (b) the partitioned greedy (``partitioned_greedy_select``, P = ``--partition
 which is what the product would need to run FL there on this machine (or the torch engine of
 ``bench/gpu_greedy.py`` on a GPU: 40 GB float32 fits one 80 GB H100). GC for more than ``--max-steps``
 picks (M' = all = 100,000) is timed for ``--max-steps`` / 2 and ``--max-steps`` picks and extrapolated
-linearly (printed as EXTRAPOLATED): every step costs O(M d) there.
+linearly (printed as EXTRAPOLATED), and so is LogDet: every step costs about O(M d) there.
 """
 
 from __future__ import annotations
@@ -68,8 +68,8 @@ def estimate_gb(fn: str, m: int, k: int, d: int) -> float:
     """Rough peak memory of select_tasks(fn) on M = m tasks, M' = k picks."""
     if fn == "fl":
         return (4.0 * m * m + 2 * 4.0 * m * d + 110.0 * m) / GB
-    if fn == "logdet":
-        return (8.0 * k * m + 3 * 8.0 * m * d) / GB
+    if fn == "logdet":  # feature space (d x d state) when m >= 4 d, else Cholesky rows (k x m)
+        return ((8.0 * (k * d + d * d) if m >= 4 * d else 8.0 * k * m) + 3 * 8.0 * m * d) / GB
     if fn == "gc":
         return (3 * 8.0 * m * d) / GB
     return 8.0 * m / GB
@@ -112,8 +112,8 @@ def main() -> None:
                     print(f"{label} skipped: needs ~{need:.0f} GiB > {args.max_gb} GiB cap; "
                           f"would take {what}")
                     continue
-                if fn == "gc" and k > args.max_steps:
-                    extrapolate_gc(args, means, names, k)
+                if fn in ("gc", "logdet") and k > args.max_steps:
+                    extrapolate(args, fn, means, names, k)
                     continue
                 (order, gains), secs, mb = measure(
                     lambda fn=fn, k=k, means=means, names=names: select_tasks(
@@ -128,15 +128,15 @@ def main() -> None:
             fl_fit(args, m, picks)
 
 
-def extrapolate_gc(args: argparse.Namespace, means: np.ndarray, names: list[str], k: int) -> None:
-    """GC for k picks where that takes too long here: time two prefixes (the greedy's first picks are the
-    same for any budget) and extrapolate linearly in the number of picks (each step costs O(M d) once the
-    shortlist is refreshed every step, which it is on unclustered means)."""
+def extrapolate(args: argparse.Namespace, fn: str, means: np.ndarray, names: list[str], k: int) -> None:
+    """GC or LogDet for k picks where that takes too long here: time two prefixes (the greedy's first
+    picks are the same for any budget) and extrapolate linearly in the number of picks (on unclustered
+    means each step costs about O(M d): a kernel column for GC, a row update for LogDet)."""
     k1, k2 = args.max_steps // 2, args.max_steps
-    _, t1, _ = measure(lambda: select_tasks(means, "gc", k1, names=names, seed=args.seed))
-    _, t2, mb = measure(lambda: select_tasks(means, "gc", k2, names=names, seed=args.seed))
+    _, t1, _ = measure(lambda: select_tasks(means, fn, k1, names=names, seed=args.seed))
+    _, t2, mb = measure(lambda: select_tasks(means, fn, k2, names=names, seed=args.seed))
     est = t2 + (k - k2) * (t2 - t1) / (k2 - k1)
-    print(f"  gc     M'={k:<6} select_tasks ~{est:7.0f}s EXTRAPOLATED from M'={k1}: {t1:.1f}s and M'={k2}: "
+    print(f"  {fn:6} M'={k:<6} select_tasks ~{est:7.0f}s EXTRAPOLATED from M'={k1}: {t1:.1f}s and M'={k2}: "
           f"{t2:.1f}s (peak +{mb:6.0f} MB); budgets as above", flush=True)
 
 

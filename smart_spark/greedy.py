@@ -54,7 +54,8 @@ _GC_SWITCH_REFRESHES = 4  # GC: column mode once this many refreshes came ...
 _GC_SWITCH_STEPS = 16  # ... fewer than this many steps apart on average
 _GC_BATCH_MIN = 32  # GC column mode: first and smallest batch of kernel columns
 _GC_CACHE_BYTES = 64 << 20  # GC column mode: most memory for cached kernel columns
-_GC_RESYNC = 64  # GC column mode: more rows than this within the float32 error of the best -> exact resync
+_GC_RESYNC = 64  # GC column mode: more contenders (float32 error bounds) than this and than ...
+_GC_RESYNC_SHARE = 16  # ... n / this -> every gain exactly again
 _GC_COLUMNS_MIN_DIM = 64  # GC: no column mode below this d (a refresh, O(nd), is cheap there)
 _LOGDET_FEATURES_MIN_RATIO = 4  # LogDet in feature space when n >= this * d
 _OBJECTIVE_ROWS = 2048  # ground-set rows per block when evaluating FL
@@ -374,18 +375,21 @@ def _gc_columns(X64: np.ndarray, base: np.ndarray, g: np.ndarray, z: np.ndarray,
     (n * 4 bytes each, at least ``_GC_BATCH_MIN``) are held.
 
     Picks stay exact: a float32 column entry is within 2 |lam| gamma_(d+4) of 2 lam K_js in float64
-    (gamma_m = m u / (1 - m u), u = 2^-24: the dot product of two unit rows), so after r columns every g_j
-    is within err = r times that (doubled for safety) of the exact gain. Every row within 2 err + tol of
-    the largest g gets its exact float64 gain (c_j - lam - 2 lam x_j . z) and the best of those is the
-    pick (ties to the smallest position). When more than ``_GC_RESYNC`` rows are that close, every gain
-    is recomputed exactly (one X z) and err restarts at 0.
+    (gamma_m = m u / (1 - m u), u = 2^-24: the dot product of two unit rows), so a gain that took r
+    columns since it was last exact is within r times that (``eps``, doubled for safety) of the exact
+    gain. Each row keeps its own bound: ``up`` / ``lo`` hold g_j -+ eps * (the step it was last exact),
+    so that g_j -+ eps * (steps since then) are up + eps r / lo - eps r. Every row whose upper bound
+    reaches the best lower bound (minus tol) gets its exact float64 gain (c_j - lam - 2 lam x_j . z),
+    which resets its bound, and the best of those is the pick (ties to the smallest position). If more
+    than ``_GC_RESYNC`` and n / ``_GC_RESYNC_SHARE`` rows contend, every gain is recomputed exactly (one
+    X z).
     """
     n, d = X64.shape
     budget = order.size
     X32 = X64.astype(np.float32)
     unit = 2.0**-24
     eps = 2.0 * 2.0 * abs(lam) * (d + 4) * unit / (1.0 - (d + 4) * unit)  # bound per column, doubled
-    err = 0.0  # bound on |g - exact gains|
+    up, lo = g.copy(), g.copy()  # exact at r = 0; -inf for picked rows
     cap = int(min(n, max(_GC_BATCH_MIN, _GC_CACHE_BYTES // (4 * n))))
     cache = np.empty((cap, n), dtype=np.float32)  # cache[k] ~ 2 lam K[owner[k], :]
     slot = np.full(n, -1, dtype=np.int64)  # row -> its cache slot, -1: not cached
@@ -397,17 +401,18 @@ def _gc_columns(X64: np.ndarray, base: np.ndarray, g: np.ndarray, z: np.ndarray,
     scale = np.float32(2.0 * lam)
     with _blas_threads():
         for t in range(start, budget):
-            if err == 0.0:
-                s = _argmax_first(g, tol)
-            else:
-                near = np.flatnonzero(g >= g.max() - 2.0 * err - tol)
-                if near.size > _GC_RESYNC:  # too many contenders: every gain exactly again
-                    g = base - (2.0 * lam) * (X64 @ z)
-                    g[taken] = -np.inf
-                    err = 0.0
-                    s = _argmax_first(g, tol)
-                else:
-                    s = int(near[_argmax_first(base[near] - (2.0 * lam) * (X64[near] @ z), tol)])
+            drift = eps * (t - start)  # eps * r
+            near = np.flatnonzero(up >= lo.max() - 2.0 * drift - tol)
+            if near.size > max(_GC_RESYNC, n // _GC_RESYNC_SHARE):  # too many contenders: all exactly again
+                exact = base - (2.0 * lam) * (X64 @ z)
+                exact[taken] = -np.inf
+                np.subtract(exact, drift, out=up)
+                np.add(exact, drift, out=lo)
+                near = np.flatnonzero(exact >= exact.max() - tol)
+            exact = base[near] - (2.0 * lam) * (X64[near] @ z)
+            up[near] = exact - drift
+            lo[near] = exact + drift
+            s = int(near[_argmax_first(exact, tol)])
             if slot[s] < 0:
                 if fills:
                     if 2 * used >= batch:
@@ -418,13 +423,13 @@ def _gc_columns(X64: np.ndarray, base: np.ndarray, g: np.ndarray, z: np.ndarray,
                 used = 0
                 want = min(batch, budget - t)
                 free = np.flatnonzero(owner < 0)
+                rank = up + lo  # twice the current estimate of every gain
                 if free.size < want:  # evict the cached columns of the rows now ranked lowest
                     held = np.flatnonzero(owner >= 0)
-                    worst = held[np.argsort(g[owner[held]], kind="stable")[: want - free.size]]
+                    worst = held[np.argsort(rank[owner[held]], kind="stable")[: want - free.size]]
                     slot[owner[worst]] = -1
                     owner[worst] = -1
                     free = np.flatnonzero(owner < 0)
-                rank = g.copy()
                 rank[owner[owner >= 0]] = -np.inf
                 rank[s] = -np.inf  # s goes in first, whatever the ties at the cut
                 top = np.argpartition(-rank, want - 1)[: want - 1] if want > 1 else np.zeros(0, np.int64)
@@ -438,9 +443,10 @@ def _gc_columns(X64: np.ndarray, base: np.ndarray, g: np.ndarray, z: np.ndarray,
             used += int(fill[k] == fills)
             order[t] = s
             gains[t] = base[s] - 2.0 * lam * float(X64[s] @ z)
-            g -= cache[k]
-            err += eps
-            g[s] = -np.inf
+            column = cache[k]
+            up -= column
+            lo -= column
+            up[s] = lo[s] = -np.inf
             taken[s] = True
             slot[s] = -1
             owner[k] = -1
