@@ -6,10 +6,12 @@ Two backends, picked per session by :func:`backend`; nothing else in the code kn
 Databricks, or a Spark Connect session to Sail). Spark's own Delta source does the work:
 ``format("delta")`` with ``replaceWhere`` and ``userMetadata``, ``MERGE INTO``, ``DESCRIBE HISTORY``,
 ``RESTORE``, ``DELETE``; paths and catalog names both work. Sail has no ``DESCRIBE HISTORY``, ``RESTORE``
-or ``ALTER TABLE`` on a path: there, the version, history, restore and table properties of path tables go
-through delta-rs on the same path (the Sail server must run on this machine), and catalog names are
-refused. Sail 0.7's replaceWhere also fails on tables with map or array columns (tests/test_delta_io_sail.py
-probes each gap).
+or ``ALTER TABLE`` on a path: there, the version, history, restore and table properties go through
+delta-rs on the table's folder (a path table's path, a catalog table's ``Location`` from ``DESCRIBE TABLE
+EXTENDED``; the Sail server must run on this machine). Sail's ``saveAsTable`` ignores ``replaceWhere``, so
+a Sail catalog table is replaced through DataFrameWriterV2 ``overwrite(condition)``, which Sail commits as
+one replaceWhere write (map and array columns included). Sail 0.7's path ``replaceWhere`` fails on tables
+with map or array columns (tests/test_delta_io_sail.py probes each gap).
 
 ``deltars``: no Delta in the session (our machines, CI, a laptop). Spark writes Parquet in parallel into
 a staging folder under the table root; the driver moves each data file to its place
@@ -148,7 +150,8 @@ def backend(spark: SparkSession) -> str:
 def exists(spark: SparkSession, ref: TableRef) -> bool:
     """Whether ``ref`` is a Delta table."""
     if _uses_deltars(spark, ref):
-        return _rs_open(_rs_root(ref)) is not None
+        located = _rs_located(spark, ref)
+        return located is not None and _rs_open(_rs_root(located)) is not None
     if ref.name is not None:
         return spark.catalog.tableExists(_spark_ident(spark, ref))
     from pyspark.errors import AnalysisException
@@ -210,6 +213,12 @@ def replace_where(
         if not table_exists:
             _spark_create(spark, data, ref, partition_by or [], properties, commit_info)
         else:
+            if ref.name is not None and _is_sail(spark):  # Sail's saveAsTable ignores replaceWhere
+                from pyspark.sql.connect.functions import col, lit  # Sail: always Spark Connect
+
+                v2 = data.writeTo(ref.name).option("userMetadata", _user_metadata(commit_info))
+                v2.overwrite(col(column) == lit(value))
+                return _latest(spark, ref)  # type: ignore[return-value]
             writer = (
                 data.write.format("delta")
                 .mode("overwrite")
@@ -267,7 +276,12 @@ def restore(
     Either way it is a new commit (Delta RESTORE, or DELETE of all rows); the history stays.
     """
     if _uses_deltars(spark, ref):
-        _rs_restore(ref, version, commit_info)
+        located = _rs_located(spark, ref)
+        if located is None:  # a Sail catalog name with no table
+            if version is None:
+                return
+            raise SmartError(f"{ref}: no table to restore to version {version}")
+        _rs_restore(located, version, commit_info)
         return
     if not exists(spark, ref):
         if version is None:
@@ -284,7 +298,8 @@ def restore(
 def history_commit_info(spark: SparkSession, ref: TableRef) -> list[dict[str, Any]]:
     """The table's commits, newest first: each ``commit_info`` as written, with ``version``, ``operation``."""
     if _uses_deltars(spark, ref):
-        dt = _rs_open(_rs_root(ref))
+        located = _rs_located(spark, ref)
+        dt = None if located is None else _rs_open(_rs_root(located))
         rows = [] if dt is None else dt.history()
     else:
         rows = [r.asDict() for r in spark.sql(f"DESCRIBE HISTORY {_spark_ident(spark, ref)}").collect()]
@@ -312,12 +327,26 @@ def _is_sail(spark: SparkSession) -> bool:
 
 def _uses_deltars(spark: SparkSession, ref: TableRef) -> bool:
     """Whether delta-rs serves this table's version, history and restore (the deltars backend, or Sail)."""
-    return backend(spark) == "deltars" or (ref.path is not None and _is_sail(spark))
+    return backend(spark) == "deltars" or _is_sail(spark)
+
+
+def _rs_located(spark: SparkSession, ref: TableRef) -> TableRef | None:
+    """``ref`` as delta-rs opens it: a path as it is; on Sail, a catalog table's ``Location`` (None: no
+    such table). A catalog name on the deltars backend stays a name (``_rs_root`` refuses it)."""
+    if ref.name is None or backend(spark) == "deltars":
+        return ref
+    if not spark.catalog.tableExists(ref.name):
+        return None
+    for row in spark.sql(f"DESCRIBE TABLE EXTENDED {ref.name}").collect():
+        if row["col_name"] == "Location" and row["data_type"]:
+            return TableRef(path=row["data_type"])
+    raise SmartError(f"{ref}: DESCRIBE TABLE EXTENDED gives no Location for this table")
 
 
 def _latest(spark: SparkSession, ref: TableRef) -> int | None:
     if _uses_deltars(spark, ref):
-        dt = _rs_open(_rs_root(ref))
+        located = _rs_located(spark, ref)
+        dt = None if located is None else _rs_open(_rs_root(located))
         return None if dt is None else dt.version()
     if not exists(spark, ref):
         return None
@@ -422,8 +451,6 @@ def _conform(df: DataFrame, table: StructType, ref: TableRef) -> DataFrame:
 def _spark_ident(spark: SparkSession, ref: TableRef) -> str:
     if ref.name is None:
         return f"delta.{_q(str(ref.path))}"
-    if _is_sail(spark):
-        raise SmartError(f"{ref}: catalog tables are not supported on Sail (no DESCRIBE HISTORY, RESTORE)")
     return ref.name
 
 
@@ -443,7 +470,6 @@ def _spark_create(
     """Create the table holding ``df`` (Delta's create-table-as-select), with ``properties``."""
     properties = properties or {}
     if ref.name is not None:
-        _spark_ident(spark, ref)  # refuses Sail
         writer = df.writeTo(ref.name).using("delta").option("userMetadata", _user_metadata(commit_info))
         if partition_by:
             writer = writer.partitionedBy(*partition_by)

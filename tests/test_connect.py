@@ -48,3 +48,40 @@ def test_connect_run_equals_classic(spark, sail, tmp_path, monkeypatch, partitio
     weights = DeltaTable(str(tmp_path / "connect" / "task_weights")).to_pandas()
     assert weights["selected"].sum() == 6
     assert DeltaTable(str(tmp_path / "connect" / "runs")).to_pandas()["status"].tolist() == ["succeeded"]
+
+
+def test_connect_run_into_a_catalog_schema(spark, sail, tmp_path, monkeypatch):
+    """``--output <schema>`` on Sail's catalog: the tables are ``<schema>.smart_<table>``; the mixture
+    equals the classic run's, and a second run id adds its rows beside the first one's."""
+    source = str(tmp_path / "input.parquet")
+    pq.write_table(synthetic_table(900, 6, dim=16, families=3, seed=5), source)
+    schema = "smartspark_connect_catalog"
+    sail.sql(f"CREATE DATABASE {schema} LOCATION '{tmp_path / schema}'").collect()
+
+    def config(out: str, run_id: str):
+        return make_config(dict(input=source, output=out, id_col="id", embedding_col="embedding",
+                                stratum_col="template_type", strata="flan", num_tasks=4, num_instances=200,
+                                run_id=run_id, report=False))
+
+    run(spark, config(str(tmp_path / "classic"), "a"))
+    monkeypatch.setenv("SPARK_CONNECT_MODE_ENABLED", "1")
+    try:
+        run(sail, config(schema, "a"))
+        run(sail, config(schema, "b"))
+        tables = sorted(r.tableName for r in sail.sql(f"SHOW TABLES IN {schema}").collect())
+        remote = sail.table(f"{schema}.smart_mixture").toPandas()
+        runs = sail.table(f"{schema}.smart_runs").toPandas()
+    finally:
+        for table in sail.sql(f"SHOW TABLES IN {schema}").collect():
+            sail.sql(f"DROP TABLE IF EXISTS {schema}.{table.tableName}").collect()
+        sail.sql(f"DROP DATABASE IF EXISTS {schema}").collect()
+        monkeypatch.delenv("SPARK_CONNECT_MODE_ENABLED")
+
+    assert {"smart_mixture", "smart_runs", "smart_task_weights"} <= set(tables)
+    assert all(t.startswith("smart_") for t in tables)
+    assert sorted(runs["run_id"]) == ["a", "b"] and set(runs["status"]) == {"succeeded"}
+    classic = mixture_rows(str(tmp_path / "classic" / "mixture"))
+    for run_id in ("a", "b"):
+        mine = remote[remote["run_id"] == run_id].sort_values(["task", "stratum", "selection_rank"])
+        assert mine[["task", "stratum", "selection_rank", "id"]].reset_index(drop=True).equals(
+            classic[["task", "stratum", "selection_rank", "id"]])

@@ -147,15 +147,62 @@ def test_restore(sail, mixture):
     assert delta_io.read(sail, ref).count() == 0
 
 
-def test_catalog_names_are_refused_on_sail(sail):
-    with pytest.raises(SmartError, match="not supported on Sail"):
-        delta_io.replace_where(
-            sail,
-            rows(sail, "r1", [1]),
-            delta_io.TableRef(name="default.smart_mixture"),
-            column="run_id",
-            value="r1",
-        )
+@pytest.fixture
+def sail_schema(sail, tmp_path):
+    """A schema of Sail's catalog whose tables live under ``tmp_path``; dropped afterwards."""
+    name = f"smartspark_{tmp_path.name.replace('-', '_')}"
+    sail.sql(f"CREATE DATABASE {name} LOCATION '{tmp_path / name}'").collect()
+    yield name
+    for row in sail.sql(f"SHOW TABLES IN {name}").collect():
+        sail.sql(f"DROP TABLE IF EXISTS {name}.{row['tableName']}").collect()
+    sail.sql(f"DROP DATABASE IF EXISTS {name}").collect()
+
+
+def test_catalog_tables_on_sail(sail, sail_schema):
+    """A catalog name works like a path: replace_where (map and array columns too), version, history with
+    commit info, time travel, merge and restore (the last three at the table's Location via delta-rs)."""
+    ref = delta_io.TableRef(name=f"{sail_schema}.smart_mixture")
+    assert not delta_io.exists(sail, ref) and delta_io.version(sail, ref) is None
+    assert delta_io.history_commit_info(sail, ref) == []
+    v0 = delta_io.replace_where(sail, typed_rows(sail, "r1", [1, 2]), ref, column="run_id", value="r1",
+                                partition_by=["run_id"], properties={"smartspark.table": "mixture"},
+                                commit_info={"run_id": "r1"})
+    v1 = delta_io.replace_where(sail, typed_rows(sail, "r2", [3]), ref, column="run_id", value="r2",
+                                commit_info={"run_id": "r2"})
+    v2 = delta_io.replace_where(sail, typed_rows(sail, "r1", [7]), ref, column="run_id", value="r1",
+                                commit_info={"run_id": "r1", "again": True})
+    assert (v0, v1, v2) == (0, 1, 2) and delta_io.exists(sail, ref)
+    got = sorted((r.run_id, r.x, r.tags["k"], list(r.emb)) for r in delta_io.read(sail, ref).collect())
+    assert got == [("r1", 7, 7, [7.5, -1.0]), ("r2", 3, 3, [3.5, -1.0])]
+    assert sorted(r.x for r in delta_io.read(sail, ref, version=1).collect()) == [1, 2, 3]
+    history = delta_io.history_commit_info(sail, ref)
+    assert [(h["version"], h.get("run_id"), h.get("again")) for h in history] == [
+        (2, "r1", True), (1, "r2", None), (0, "r1", None)]
+    described = sail.sql(f"DESCRIBE TABLE EXTENDED {ref.name}").collect()
+    meta = DeltaTable(next(r.data_type for r in described if r.col_name == "Location")).metadata()
+    assert meta.partition_columns == ["run_id"] and meta.configuration["smartspark.table"] == "mixture"
+
+    with pytest.raises(SmartError, match="another run_id"):
+        delta_io.replace_where(sail, typed_rows(sail, "r3", [9]), ref, column="run_id", value="r1")
+    assert delta_io.version(sail, ref) == 2
+
+    delta_io.restore(sail, ref, 1)
+    assert sorted(r.x for r in delta_io.read(sail, ref).collect()) == [1, 2, 3]
+    delta_io.restore(sail, ref, None)
+    assert delta_io.read(sail, ref).count() == 0
+
+    keys = delta_io.TableRef(name=f"{sail_schema}.smart_embeddings")
+    new_keys = sail.createDataFrame([("a",), ("b",)], "k string")
+    assert delta_io.merge_insert_new(sail, new_keys.limit(1), keys, ["k"]) == 0
+    assert delta_io.merge_insert_new(sail, new_keys, keys, ["k"]) == 1
+    assert sorted(r.k for r in delta_io.read(sail, keys).collect()) == ["a", "b"]
+
+
+def test_restore_of_a_missing_catalog_table_on_sail(sail, sail_schema):
+    ref = delta_io.TableRef(name=f"{sail_schema}.nothing")
+    delta_io.restore(sail, ref, None)  # nothing to do
+    with pytest.raises(SmartError, match="no table to restore"):
+        delta_io.restore(sail, ref, 0)
 
 
 # --------------------------------------------------------- what Sail 0.7 lacks (delta_io works around it)
