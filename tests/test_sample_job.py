@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 
@@ -9,17 +11,31 @@ import duckdb
 import pytest
 from deltalake import DeltaTable
 
-from jobs.smart_mixture import main
+from jobs.smart_mixture import main, run
+from smart_spark.config import load_config
 
 pytestmark = pytest.mark.spark
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_sample_job_end_to_end_and_cached_rerun(spark, tmp_path, capsys, monkeypatch):
+@pytest.fixture(scope="module")
+def classic_sample(spark, tmp_path_factory):
+    """The sample job run once on the classic local session: (output folder, console text)."""
+    out = str(tmp_path_factory.mktemp("classic") / "sample")
+    here = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        console = io.StringIO()
+        with contextlib.redirect_stdout(console):
+            assert main(["--config", "conf/sample.yaml", "--output", out]) == 0
+    finally:
+        os.chdir(here)
+    return out, console.getvalue()
+
+
+def test_sample_job_end_to_end_and_cached_rerun(classic_sample, monkeypatch):
     monkeypatch.chdir(ROOT)
-    out = str(tmp_path / "sample")
-    assert main(["--config", "conf/sample.yaml", "--output", out]) == 0
-    printed = capsys.readouterr().out
+    out, printed = classic_sample
     assert "SMART run sample" in printed and "N' = 600" in printed
 
     mixture = DeltaTable(f"{out}/mixture").to_pyarrow_dataset()  # noqa: F841 (DuckDB reads it by name)
@@ -52,3 +68,27 @@ def test_sample_job_end_to_end_and_cached_rerun(spark, tmp_path, capsys, monkeyp
     assert json.loads(runs["metrics"][0])["embed_stats"]["embedded"] == 0
     rerun = DeltaTable(f"{out}/mixture").to_pandas()
     assert len(rerun) == 600
+
+
+def test_sample_job_over_spark_connect_equals_classic(classic_sample, sail, tmp_path, monkeypatch):
+    """The whole sample job (the encoder UDF included, its own empty cache) over Spark Connect to a Sail
+    server: the same mixture as the classic run, gains equal up to the encoder's float32 noise (the
+    Arrow batches, hence the padding, differ between the engines)."""
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("SPARK_CONNECT_MODE_ENABLED", "1")  # pyspark's functions build Connect columns
+    out = str(tmp_path / "connect")
+    config = load_config(["--config", "conf/sample.yaml", "--output", out, "--no-report"])
+    run(sail, config)
+    monkeypatch.delenv("SPARK_CONNECT_MODE_ENABLED")
+    key = ["task", "stratum", "selection_rank"]
+    classic = DeltaTable(f"{classic_sample[0]}/mixture").to_pandas().sort_values(key).reset_index(drop=True)
+    remote = DeltaTable(f"{out}/mixture").to_pandas().sort_values(key).reset_index(drop=True)
+    assert len(remote) == 600
+    assert remote[key + ["id"]].equals(classic[key + ["id"]])
+    assert remote["selection_gain"].isna().equals(classic["selection_gain"].isna())  # null: whole group
+    assert ((remote["selection_gain"] - classic["selection_gain"]).abs().fillna(0) <= 1e-4).all()
+    runs = DeltaTable(f"{out}/runs").to_pandas()
+    assert json.loads(runs["metrics"][0])["embed_stats"]["embedded"] > 3000
+    weights = [DeltaTable(f"{folder}/task_weights").to_pandas().sort_values("task").reset_index(drop=True)
+               for folder in (classic_sample[0], out)]
+    assert weights[0][["task", "selected", "budget"]].equals(weights[1][["task", "selected", "budget"]])
