@@ -143,6 +143,29 @@ def _argmax_first(g: np.ndarray, tol: float) -> int:
     return int(np.argmax(g >= top - tol))
 
 
+def _resized(size: int, lasted: int, n: int) -> int:
+    """GC, LogDet: the next shortlist's size after one that lasted ``lasted`` steps: doubled (at most n)
+    below 4 steps, halved (not below ``_SHORTLIST_MIN``) above 32."""
+    if lasted < 4:
+        return min(n, 2 * size)
+    if lasted > 32:
+        return max(min(n, _SHORTLIST_MIN), size // 2)
+    return size
+
+
+def _shortlist(scores: np.ndarray, size: int, keep: int | None = None) -> tuple[np.ndarray, float]:
+    """GC, LogDet: the sorted positions of the ``size`` best ``scores`` (n,) (with ``keep``), and the
+    best score left out (-inf when every live row, score > -inf, is in)."""
+    live = scores > -np.inf
+    if np.count_nonzero(live) <= size:
+        return np.flatnonzero(live), -np.inf
+    split = np.argpartition(-scores, size)
+    short = np.sort(split[:size]) if keep is None else np.union1d(split[:size], [keep])
+    rest = scores.copy()
+    rest[short] = -np.inf
+    return short, float(rest.max())
+
+
 def greedy_select(
     X: np.ndarray, fn: str, budget: int, *, gc_lambda: float = 0.4, logdet_lambda: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -342,18 +365,9 @@ def _greedy_gc(Xn: np.ndarray, budget: int, lam: float) -> tuple[np.ndarray, np.
             s = _argmax_first(g, tol)
             g[s] = -np.inf  # picked now: not part of the bound below
             z0 = z.copy()
-            if t - refreshed < 4:
-                size = min(n, 2 * size)
-            elif t - refreshed > 32:
-                size = max(min(n, _SHORTLIST_MIN), size // 2)
+            size = _resized(size, t - refreshed, n)
             refreshed = t
-            if n - t > size:
-                split = np.argpartition(-g, size)
-                short = np.sort(split[:size])
-                left_out = float(g[split[size:]].max())
-            else:
-                short = np.flatnonzero(~taken)
-                left_out = -np.inf
+            short, left_out = _shortlist(g, size)
             X_short, base_short = X64[short], base[short]  # O(Md) copy, reused until the next refresh
         order[t] = s
         gains[t] = base[s] - 2.0 * lam * float(X64[s] @ z)
@@ -506,21 +520,11 @@ def _logdet_features(Xn: np.ndarray, budget: int, lam: float) -> tuple[np.ndarra
                 np.maximum(d2, lam, out=d2)  # Schur complements of K + lam I are >= lam
                 d2[order[:t]] = -np.inf
                 W = (np.eye(d) if W is None else W) - Vr.T @ Vr
-            if 0 < t - synced < 4:  # the last shortlist was short-lived: take a longer one
-                size = min(n, 2 * size)
-            elif t - synced > 32:
-                size = max(min(n, _SHORTLIST_MIN), size // 2)
+            if t > synced:
+                size = _resized(size, t - synced, n)
             synced = t
             best = _argmax_first(d2, tol)  # the exact pick, over every row
-            if n - t > size:
-                split = np.argpartition(-d2, size)
-                short = np.union1d(split[:size], [best])
-                rest = d2.copy()
-                rest[short] = -np.inf
-                left_out = float(rest.max())
-            else:
-                short = np.flatnonzero(d2 > -np.inf)
-                left_out = -np.inf
+            short, left_out = _shortlist(d2, size, best)
             where[:] = -1
             where[short] = np.arange(short.size)
             X_short, d2_short = X64[short], d2[short]
@@ -590,21 +594,11 @@ def _logdet_cholesky(Xn: np.ndarray, budget: int, lam: float) -> tuple[np.ndarra
                 d2 -= np.einsum("ij,ij->j", E[synced:t], E[synced:t])
                 np.maximum(d2, lam, out=d2)  # Schur complements of K + lam I are >= lam
                 d2[order[:t]] = -np.inf
-            if 0 < t - synced < 4:  # the last shortlist was short-lived: take a longer one
-                size = min(n, 2 * size)
-            elif t - synced > 32:
-                size = max(min(n, _SHORTLIST_MIN), size // 2)
+            if t > synced:
+                size = _resized(size, t - synced, n)
             synced = t
             best = _argmax_first(d2, tol)  # the exact pick, over every row
-            if n - t > size:
-                split = np.argpartition(-d2, size)
-                short = np.union1d(split[:size], [best])
-                rest = d2.copy()
-                rest[short] = -np.inf
-                left_out = float(rest.max())
-            else:
-                short = np.flatnonzero(d2 > -np.inf)
-                left_out = -np.inf
+            short, left_out = _shortlist(d2, size, best)
             where[:] = -1
             where[short] = np.arange(short.size)
             E_short = np.empty((budget, short.size), dtype=np.float64)

@@ -236,12 +236,16 @@ def test_gc_shortlist_equals_full_recompute(make) -> None:
     """Above 256 rows GC computes only a shortlist's gains between refreshes: same picks as recomputing
     every gain at every step."""
     X = make(1500, 12, seed=21)
-    order, gains = greedy_select(X, "gc", 600, gc_lambda=0.4)
+    _assert_gc_recomputes_every_gain(X, *greedy_select(X, "gc", 600, gc_lambda=0.4))
+
+
+def _assert_gc_recomputes_every_gain(X: np.ndarray, order: np.ndarray, gains: np.ndarray) -> None:
+    """``order`` and ``gains`` are what recomputing every GC gain (lambda 0.4) at every step gives."""
     X64 = normalize_rows(X).astype(np.float64)
     X64 /= np.linalg.norm(X64, axis=1, keepdims=True)
     base = X64 @ X64.sum(axis=0) - 0.4
     z, taken = np.zeros(X64.shape[1]), np.zeros(len(X64), dtype=bool)
-    for t in range(600):
+    for t in range(len(order)):
         g = np.where(taken, -np.inf, base - 0.8 * (X64 @ z))
         s = int(np.argmax(g >= g.max() - 1e-9))
         assert order[t] == s, t
@@ -292,17 +296,10 @@ def test_gc_column_mode_equals_full_recompute(make, cache_columns: int | None, m
         monkeypatch.setattr(greedy, "_GC_CACHE_BYTES", 8 * n * cache_columns)
     X = make(n, 96, seed=31)
     order, gains = greedy_select(X, "gc", budget, gc_lambda=0.4)
+    _assert_gc_recomputes_every_gain(X, order, gains)
     X64 = normalize_rows(X).astype(np.float64)
     X64 /= np.linalg.norm(X64, axis=1, keepdims=True)
     base = X64 @ X64.sum(axis=0) - 0.4
-    z, taken = np.zeros(X64.shape[1]), np.zeros(n, dtype=bool)
-    for t in range(budget):
-        g = np.where(taken, -np.inf, base - 0.8 * (X64 @ z))
-        s = int(np.argmax(g >= g.max() - 1e-9))
-        assert order[t] == s, t
-        assert gains[t] == pytest.approx(g[s], rel=1e-12, abs=1e-9)
-        taken[s] = True
-        z += X64[s]
     from_start = (np.empty(budget, dtype=np.int64), np.empty(budget))
     greedy._gc_columns(X64, base, base.copy(), np.zeros(X64.shape[1]), 0.4, 1e-12 * (1 + np.abs(base).max()),
                        *from_start, 0)
