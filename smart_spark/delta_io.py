@@ -150,8 +150,7 @@ def backend(spark: SparkSession) -> str:
 def exists(spark: SparkSession, ref: TableRef) -> bool:
     """Whether ``ref`` is a Delta table."""
     if _uses_deltars(spark, ref):
-        located = _rs_located(spark, ref)
-        return located is not None and _rs_open(_rs_root(located)) is not None
+        return _rs_table(spark, ref) is not None
     if ref.name is not None:
         return spark.catalog.tableExists(_spark_ident(spark, ref))
     from pyspark.errors import AnalysisException
@@ -298,8 +297,7 @@ def restore(
 def history_commit_info(spark: SparkSession, ref: TableRef) -> list[dict[str, Any]]:
     """The table's commits, newest first: each ``commit_info`` as written, with ``version``, ``operation``."""
     if _uses_deltars(spark, ref):
-        located = _rs_located(spark, ref)
-        dt = None if located is None else _rs_open(_rs_root(located))
+        dt = _rs_table(spark, ref)
         rows = [] if dt is None else dt.history()
     else:
         rows = [r.asDict() for r in spark.sql(f"DESCRIBE HISTORY {_spark_ident(spark, ref)}").collect()]
@@ -343,10 +341,15 @@ def _rs_located(spark: SparkSession, ref: TableRef) -> TableRef | None:
     raise SmartError(f"{ref}: DESCRIBE TABLE EXTENDED gives no Location for this table")
 
 
+def _rs_table(spark: SparkSession, ref: TableRef) -> DeltaTable | None:
+    """The latest snapshot of ``ref`` through delta-rs (at its Location on Sail); None: no table."""
+    located = _rs_located(spark, ref)
+    return None if located is None else _rs_open(_rs_root(located))
+
+
 def _latest(spark: SparkSession, ref: TableRef) -> int | None:
     if _uses_deltars(spark, ref):
-        located = _rs_located(spark, ref)
-        dt = None if located is None else _rs_open(_rs_root(located))
+        dt = _rs_table(spark, ref)
         return None if dt is None else dt.version()
     if not exists(spark, ref):
         return None
