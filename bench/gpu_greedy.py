@@ -5,7 +5,8 @@ Run on a CUDA machine (no Spark, no Java: torch and numpy; pandas for the table)
     python bench/gpu_greedy.py                       # GPU at n = 100,000, b = 10,000; CPU at 10k and 20k
     python bench/gpu_greedy.py --device cpu --smoke  # tiny sizes, the torch engine on CPU: checks it runs
 
-The torch engine (:func:`torch_fl_greedy`, here only, not in the product) is the CPU engine's algorithm:
+The torch engine (``smart_spark.greedy_torch``, used by stage 2 on GPU executors) is the CPU engine's
+algorithm:
 
 - the cosine kernel K (n x n float32, TF32 off) is built in blocks of ``--block`` rows of the upper
   triangle and mirrored, so it is exactly symmetric with a unit diagonal (n = 100,000: 40 GB, fits one
@@ -38,9 +39,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from smart_spark import greedy_torch  # noqa: E402
 from smart_spark.greedy import greedy_select, normalize_rows, objective  # noqa: E402
-
-TIE_RTOL = 1e-12
 
 
 def make_data(n: int, d: int, kind: str, seed: int = 0) -> np.ndarray:
@@ -53,66 +53,25 @@ def make_data(n: int, d: int, kind: str, seed: int = 0) -> np.ndarray:
     return normalize_rows(X.astype(np.float32))
 
 
-def torch_fl_kernel(X, block: int):
-    """(n, n) float32 cosine kernel of unit rows X (n, d) on X's device: exactly symmetric, unit diagonal."""
+def torch_fl_greedy(X_np: np.ndarray, budget: int, *, device: str, block: int = 4096
+                    ) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The product's torch engine (``smart_spark.greedy_torch``) on ``device``: (order, gains, timings).
+
+    ``kernel_s`` is a separate build of the kernel alone (then freed); ``total_s`` the whole greedy."""
     import torch
 
-    n = X.shape[0]
-    K = torch.empty((n, n), dtype=torch.float32, device=X.device)
-    for a in range(0, n, block):
-        b = min(n, a + block)
-        blk = X[a:b] @ X[a:].T  # rows a:b of the upper triangle (and the diagonal block)
-        diag = torch.triu(blk[:, : b - a])
-        diag = diag + torch.triu(diag, 1).T  # below the diagonal: the mirror of above
-        diag.fill_diagonal_(1.0)
-        blk[:, : b - a] = diag
-        K[a:b, a:] = blk
-        K[b:, a:b] = blk[:, b - a:].T  # mirror: K[i, j] for i > j is the BLAS value of K[j, i]
-        del blk, diag
-    return K
-
-
-def torch_fl_greedy(X_np: np.ndarray, budget: int, *, device: str, block: int = 4096,
-                    update_rows: int = 2048) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Exact FL greedy with torch on ``device``. Returns (order, gains, timings)."""
-    import torch
-
-    torch.backends.cuda.matmul.allow_tf32 = False
+    greedy_torch._BLOCK = block
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    torch.backends.cuda.matmul.allow_tf32 = False
     t0 = time.perf_counter()
-    X = torch.from_numpy(np.ascontiguousarray(X_np, dtype=np.float32)).to(device)
-    K = torch_fl_kernel(X, block)
-    n = K.shape[0]
-    g = torch.zeros(n, dtype=torch.float64, device=device)
-    for a in range(0, n, block):  # first gains: row sums of max(0, K) (K symmetric)
-        g[a:a + block] = torch.clamp(K[a:a + block], min=0).sum(dim=1, dtype=torch.float64)
+    K = greedy_torch.fl_kernel_torch(torch.from_numpy(np.ascontiguousarray(X_np)).to(device), block)
     sync()
     t_kernel = time.perf_counter() - t0
-    m = torch.zeros(n, dtype=torch.float32, device=device)
-    order = np.empty(budget, dtype=np.int64)
-    gains = np.empty(budget, dtype=np.float64)
-    tol = TIE_RTOL * max(1.0, float(g.max()))
-    neg_inf = torch.tensor(-math.inf, dtype=torch.float64, device=device)
-    for t in range(budget):
-        top = g.max()
-        s = int(torch.argmax((g >= top - tol).to(torch.uint8)))  # first position within tol of the top
-        order[t] = s
-        gains[t] = float(g[s])
-        if t == budget - 1:
-            break
-        row = K[s]
-        rising = torch.nonzero(row > m).squeeze(1)
-        for a in range(0, rising.numel(), update_rows):
-            rows = rising[a:a + update_rows]
-            lo, hi = m[rows], row[rows]
-            blk = torch.clamp(K.index_select(0, rows), min=lo.unsqueeze(1), max=hi.unsqueeze(1))
-            g -= blk.sum(dim=0, dtype=torch.float64)  # as the CPU engine: sum(clip) - sum(lo), float64
-            g += lo.sum(dtype=torch.float64)
-        m[rising] = row[rising]
-        g[s] = neg_inf
+    del K
+    t0 = time.perf_counter()
+    order, gains = greedy_torch.fl_greedy_torch(X_np, budget, device)
     sync()
     total = time.perf_counter() - t0
-    del K
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
     return order, gains, {"kernel_s": t_kernel, "total_s": total}

@@ -94,7 +94,7 @@ def run(spark: SparkSession, config: JobConfig) -> dict:
     selections = select_sweep(
         spark, instances, [p.group_budgets for p in plans], sizes, fn=instance_fn,
         partition_size=config.partition_size, seed=config.seed, gc_lambda=config.gc_lambda,
-        logdet_lambda=config.logdet_lambda)
+        logdet_lambda=config.logdet_lambda, device=config.device)
     failpoint("during_select")
     clock.lap("select")
 

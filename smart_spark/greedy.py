@@ -167,7 +167,8 @@ def _shortlist(scores: np.ndarray, size: int, keep: int | None = None) -> tuple[
 
 
 def greedy_select(
-    X: np.ndarray, fn: str, budget: int, *, gc_lambda: float = 0.4, logdet_lambda: float = 1.0
+    X: np.ndarray, fn: str, budget: int, *, gc_lambda: float = 0.4, logdet_lambda: float = 1.0,
+    device: str = "cpu",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact greedy maximisation of ``fn`` over the rows of ``X`` for ``budget`` steps.
 
@@ -176,6 +177,8 @@ def greedy_select(
         fn: ``"fl"``, ``"gc"`` or ``"logdet"``.
         budget: number of picks, 0..n; exactly this many steps run.
         gc_lambda: graph-cut lambda. logdet_lambda: log-determinant ridge (> 0).
+        device: ``cpu`` (numpy), or a torch device (``cuda:0``) for ``fl``: the same algorithm there
+            (:mod:`smart_spark.greedy_torch`, the kernel on the device); GC and LogDet always run here.
 
     Returns:
         (order, gains): (budget,) int64 row positions in pick order and (budget,) float64 marginal gains.
@@ -188,6 +191,10 @@ def greedy_select(
     gc_lambda, logdet_lambda = _check_lambdas(gc_lambda, logdet_lambda)
     Xn = normalize_rows(X)
     budget = _check_budget(budget, Xn.shape[0])
+    if fn == "fl" and device != "cpu" and budget > 0:
+        from smart_spark.greedy_torch import fl_greedy_torch
+
+        return fl_greedy_torch(Xn, budget, device)
     return _greedy_unit(Xn, fn, budget, gc_lambda=gc_lambda, logdet_lambda=logdet_lambda)
 
 

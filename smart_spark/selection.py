@@ -103,11 +103,12 @@ def _partitioned(rows: DataFrame, *, partition_size: int, seed: int) -> DataFram
 
 def select_instances(spark: SparkSession, rows: DataFrame, budgets: Mapping[Group, int],
                      sizes: Mapping[Group, int], *, fn: str, partition_size: int, seed: int,
-                     gc_lambda: float = 0.4, logdet_lambda: float = 1.0) -> DataFrame:
+                     gc_lambda: float = 0.4, logdet_lambda: float = 1.0, device: str = "cpu") -> DataFrame:
     """Selected rows as (task, stratum, id, selection_rank, selection_gain).
 
     ``rows`` has ``task``, ``stratum``, ``id`` and ``embedding`` (array<float>; unused for ``whole``
-    and ``random`` groups). ``budgets`` and ``sizes`` are keyed by (task, stratum).
+    and ``random`` groups). ``budgets`` and ``sizes`` are keyed by (task, stratum). ``device``: where the
+    tasks run FL (``udfs.select.fl_device``: ``auto`` uses a task's assigned GPU).
     """
     plan = plan_groups(budgets, sizes, fn=fn, partition_size=partition_size)
     buckets = _buckets(plan)
@@ -119,7 +120,7 @@ def select_instances(spark: SparkSession, rows: DataFrame, budgets: Mapping[Grou
         F.broadcast(plan_df.withColumnsRenamed({"task": "p_task", "stratum": "p_stratum", "n": "size"})),
         (rows["task"] == F.col("p_task")) & rows["stratum"].eqNullSafe(F.col("p_stratum")),
     ).select("g", "id", "embedding", "budget", "kind", "bucket")
-    kwargs = {"fn": fn, "gc_lambda": gc_lambda, "logdet_lambda": logdet_lambda}
+    kwargs = {"fn": fn, "gc_lambda": gc_lambda, "logdet_lambda": logdet_lambda, "device": device}
     kinds = {p["kind"] for p in plan}
     results: list[DataFrame] = []
     count = {kind: sum(1 for p in plan if p["kind"] == kind) for kind in kinds}
@@ -201,7 +202,7 @@ def _large_groups(rows: DataFrame, plan: list[dict], *, partition_size: int, see
 
 def select_sweep(spark: SparkSession, rows: DataFrame, budgets_list: list[Mapping[Group, int]],
                  sizes: Mapping[Group, int], *, fn: str, partition_size: int, seed: int,
-                 gc_lambda: float = 0.4, logdet_lambda: float = 1.0) -> list[DataFrame]:
+                 gc_lambda: float = 0.4, logdet_lambda: float = 1.0, device: str = "cpu") -> list[DataFrame]:
     """Selections for several budget maps (a sweep), each greedy ordering computed once.
 
     Greedy and random orderings are prefixes (SMART-SPEC.md, stage 2), so one run to the largest budget
@@ -210,7 +211,7 @@ def select_sweep(spark: SparkSession, rows: DataFrame, budgets_list: list[Mappin
     gets its own selection there. Returns one frame per budget map, as :func:`select_instances`.
     """
     kwargs = dict(fn=fn, partition_size=partition_size, seed=seed, gc_lambda=gc_lambda,
-                  logdet_lambda=logdet_lambda)
+                  logdet_lambda=logdet_lambda, device=device)
     if len(budgets_list) == 1:
         return [select_instances(spark, rows, budgets_list[0], sizes, **kwargs)]
     groups = {g for budgets in budgets_list for g, b in budgets.items() if b > 0}

@@ -14,6 +14,24 @@ from smart_spark.greedy import greedy_select, objective
 from smart_spark.partitioned import part_budgets
 
 
+def fl_device(device: str) -> str:
+    """Where this Spark task runs an FL greedy, for the job's ``--device``: ``cpu``; ``auto``: the task's
+    assigned GPU (``spark.task.resource.gpu.amount``), else ``cpu``; ``cuda`` / ``cuda:N``: that GPU
+    (an error without CUDA). torch is imported only when a GPU may be used."""
+    if device == "cpu":
+        return "cpu"
+    if device == "auto":
+        from smart_spark.encoder import _task_context
+
+        ctx = _task_context()
+        gpus = ctx.resources().get("gpu") if ctx is not None else None
+        if gpus is None or not gpus.addresses:
+            return "cpu"
+    from smart_spark.encoder import resolve_device
+
+    return resolve_device(device)
+
+
 def _matrix(pdf: pd.DataFrame) -> np.ndarray:
     """(n, d) float32 embeddings of the frame's rows."""
     return np.stack(pdf["embedding"].to_numpy()).astype(np.float32, copy=False)
@@ -27,29 +45,29 @@ def _picks(pdf: pd.DataFrame, order: np.ndarray, gains: np.ndarray, keep: list[s
 
 
 def greedy_on_group(pdf: pd.DataFrame, *, fn: str, gc_lambda: float, logdet_lambda: float,
-                    keep: list[str]) -> pd.DataFrame:
+                    keep: list[str], device: str = "cpu") -> pd.DataFrame:
     """Exact greedy over the frame's rows for ``budget`` (a column, constant per group) picks."""
     pdf = pdf.sort_values("id", kind="stable").reset_index(drop=True)
     budget = int(pdf["budget"].iloc[0])
     order, gains = greedy_select(_matrix(pdf), fn, min(budget, len(pdf)), gc_lambda=gc_lambda,
-                                 logdet_lambda=logdet_lambda)
+                                 logdet_lambda=logdet_lambda, device=fl_device(device))
     return _picks(pdf, order, gains, keep)
 
 
 def greedy_on_groups(pdf: pd.DataFrame, *, fn: str, gc_lambda: float, logdet_lambda: float,
-                     keep: list[str]) -> pd.DataFrame:
+                     keep: list[str], device: str = "cpu") -> pd.DataFrame:
     """:func:`greedy_on_group` for every group ``g`` of the frame (a bucket of small groups), concatenated.
 
     One ``applyInPandas`` call per bucket instead of per group: thousands of small groups each paid
     the per-call conversion and scheduling overhead.
     """
-    outs = [greedy_on_group(sub, fn=fn, gc_lambda=gc_lambda, logdet_lambda=logdet_lambda, keep=keep)
-            for _, sub in pdf.groupby("g", sort=True)]
+    outs = [greedy_on_group(sub, fn=fn, gc_lambda=gc_lambda, logdet_lambda=logdet_lambda, keep=keep,
+                            device=device) for _, sub in pdf.groupby("g", sort=True)]
     return pd.concat(outs, ignore_index=True) if outs else pdf[keep].assign(rank=np.int32(0), gain=0.0)
 
 
 def greedy_on_partition(pdf: pd.DataFrame, *, fn: str, gc_lambda: float, logdet_lambda: float,
-                        keep: list[str]) -> pd.DataFrame:
+                        keep: list[str], device: str = "cpu") -> pd.DataFrame:
     """Local greedy on one partition of a large group.
 
     Columns ``budget`` (the group's b), ``k`` (partitions), ``n`` (rows being partitioned), ``part``
@@ -63,12 +81,13 @@ def greedy_on_partition(pdf: pd.DataFrame, *, fn: str, gc_lambda: float, logdet_
         sizes = np.full(k, n // k, dtype=np.int64)
         sizes[: n % k] += 1
         local = int(part_budgets(sizes, budget)[part])
-    order, gains = greedy_select(_matrix(pdf), fn, local, gc_lambda=gc_lambda, logdet_lambda=logdet_lambda)
+    order, gains = greedy_select(_matrix(pdf), fn, local, gc_lambda=gc_lambda, logdet_lambda=logdet_lambda,
+                                 device=fl_device(device))
     return _picks(pdf, order, gains, keep)
 
 
 def merge_union(pdf: pd.DataFrame, *, fn: str, gc_lambda: float, logdet_lambda: float,
-                keep: list[str]) -> pd.DataFrame:
+                keep: list[str], device: str = "cpu") -> pd.DataFrame:
     """Final step of regime A on the union U of the local picks (|U| <= P).
 
     Greedy on U for ``budget`` picks; returned unless some partition's local solution (columns ``part``,
@@ -77,7 +96,8 @@ def merge_union(pdf: pd.DataFrame, *, fn: str, gc_lambda: float, logdet_lambda: 
     pdf = pdf.sort_values("id", kind="stable").reset_index(drop=True)
     X = _matrix(pdf)
     budget = int(pdf["budget"].iloc[0])
-    order, gains = greedy_select(X, fn, budget, gc_lambda=gc_lambda, logdet_lambda=logdet_lambda)
+    order, gains = greedy_select(X, fn, budget, gc_lambda=gc_lambda, logdet_lambda=logdet_lambda,
+                                 device=fl_device(device))
     best = objective(X, fn, order, gc_lambda=gc_lambda, logdet_lambda=logdet_lambda)
     for part in sorted(pdf["part"].unique()):
         rows = pdf.index[pdf["part"] == part].to_numpy()
