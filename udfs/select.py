@@ -21,9 +21,9 @@ def fl_device(device: str) -> str:
     if device == "cpu":
         return "cpu"
     if device == "auto":
-        from smart_spark.encoder import _task_context
+        from pyspark import TaskContext
 
-        ctx = _task_context()
+        ctx = TaskContext.get()
         gpus = ctx.resources().get("gpu") if ctx is not None else None
         if gpus is None or not gpus.addresses:
             return "cpu"
