@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from smart_spark import greedy_torch
+from smart_spark.errors import SmartError
 from smart_spark.greedy import fl_kernel, greedy_select, normalize_rows
 from udfs.select import fl_device
 
@@ -45,3 +46,7 @@ def test_budget_zero_and_the_selection_device() -> None:
     assert order.size == gains.size == 0
     assert fl_device("cpu") == "cpu"
     assert fl_device("auto") == "cpu"  # outside a Spark task with a GPU assigned
+    assert fl_device("cuda", "gc") == fl_device("cuda", "logdet") == "cpu"  # only FL has a torch engine
+    if not torch.cuda.is_available():
+        with pytest.raises(SmartError, match="CUDA is not available"):
+            fl_device("cuda")

@@ -14,11 +14,12 @@ from smart_spark.greedy import greedy_select, objective
 from smart_spark.partitioned import part_budgets
 
 
-def fl_device(device: str) -> str:
-    """Where this Spark task runs an FL greedy, for the job's ``--device``: ``cpu``; ``auto``: the task's
-    assigned GPU (``spark.task.resource.gpu.amount``), else ``cpu``; ``cuda`` / ``cuda:N``: that GPU
-    (an error without CUDA). torch is imported only when a GPU may be used."""
-    if device == "cpu":
+def fl_device(device: str, fn: str = "fl") -> str:
+    """Where this Spark task runs the greedy of ``fn``, for the job's ``--device``: ``cpu`` for GC, LogDet
+    and ``--device cpu``; for FL with ``auto``: the task's assigned GPU (``spark.task.resource.gpu.amount``),
+    else ``cpu``; with ``cuda`` / ``cuda:N``: that GPU (an error without CUDA). torch is imported only
+    when a GPU may be used."""
+    if fn != "fl" or device == "cpu":
         return "cpu"
     if device == "auto":
         from pyspark import TaskContext
@@ -50,7 +51,7 @@ def greedy_on_group(pdf: pd.DataFrame, *, fn: str, gc_lambda: float, logdet_lamb
     pdf = pdf.sort_values("id", kind="stable").reset_index(drop=True)
     budget = int(pdf["budget"].iloc[0])
     order, gains = greedy_select(_matrix(pdf), fn, min(budget, len(pdf)), gc_lambda=gc_lambda,
-                                 logdet_lambda=logdet_lambda, device=fl_device(device))
+                                 logdet_lambda=logdet_lambda, device=fl_device(device, fn))
     return _picks(pdf, order, gains, keep)
 
 
@@ -82,7 +83,7 @@ def greedy_on_partition(pdf: pd.DataFrame, *, fn: str, gc_lambda: float, logdet_
         sizes[: n % k] += 1
         local = int(part_budgets(sizes, budget)[part])
     order, gains = greedy_select(_matrix(pdf), fn, local, gc_lambda=gc_lambda, logdet_lambda=logdet_lambda,
-                                 device=fl_device(device))
+                                 device=fl_device(device, fn))
     return _picks(pdf, order, gains, keep)
 
 
@@ -97,7 +98,7 @@ def merge_union(pdf: pd.DataFrame, *, fn: str, gc_lambda: float, logdet_lambda: 
     X = _matrix(pdf)
     budget = int(pdf["budget"].iloc[0])
     order, gains = greedy_select(X, fn, budget, gc_lambda=gc_lambda, logdet_lambda=logdet_lambda,
-                                 device=fl_device(device))
+                                 device=fl_device(device, fn))
     best = objective(X, fn, order, gc_lambda=gc_lambda, logdet_lambda=logdet_lambda)
     for part in sorted(pdf["part"].unique()):
         rows = pdf.index[pdf["part"] == part].to_numpy()
