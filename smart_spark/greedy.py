@@ -527,7 +527,6 @@ def _logdet_features(Xn: np.ndarray, budget: int, lam: float) -> tuple[np.ndarra
                 np.maximum(d2, lam, out=d2)  # Schur complements of K + lam I are >= lam
                 d2[order[:t]] = -np.inf
                 W = (np.eye(d) if W is None else W) - Vr.T @ Vr
-            if t > synced:
                 size = _resized(size, t - synced, n)
             synced = t
             best = _argmax_first(d2, tol)  # the exact pick, over every row
@@ -601,7 +600,6 @@ def _logdet_cholesky(Xn: np.ndarray, budget: int, lam: float) -> tuple[np.ndarra
                 d2 -= np.einsum("ij,ij->j", E[synced:t], E[synced:t])
                 np.maximum(d2, lam, out=d2)  # Schur complements of K + lam I are >= lam
                 d2[order[:t]] = -np.inf
-            if t > synced:
                 size = _resized(size, t - synced, n)
             synced = t
             best = _argmax_first(d2, tol)  # the exact pick, over every row
