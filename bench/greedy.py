@@ -21,7 +21,6 @@ import functools
 import os
 import platform
 import sys
-import time
 import tracemalloc
 import warnings
 from collections.abc import Callable
@@ -31,19 +30,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from measure import measure  # noqa: E402 (bench/, this script's folder)
+
 from smart_spark.greedy import greedy_select, objective  # noqa: E402
 from smart_spark.partitioned import partitioned_greedy_select  # noqa: E402
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 GB = 1024**3
-
-
-def _status_mb(field: str) -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _available_gb() -> float:
@@ -52,20 +45,6 @@ def _available_gb() -> float:
             if line.startswith("MemAvailable:"):
                 return int(line.split()[1]) * 1024 / GB
     return float("nan")
-
-
-def measure(call: Callable[[], object]) -> tuple[object, float, float]:
-    """(result, seconds, peak RSS rise in MB) of ``call()``."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")  # reset VmHWM to the current RSS
-    except OSError:
-        pass
-    before = _status_mb("VmRSS")
-    t0 = time.perf_counter()
-    result = call()
-    seconds = time.perf_counter() - t0
-    return result, seconds, max(0.0, _status_mb("VmHWM") - before)
 
 
 def traced_peak_mb(call: Callable[[], object]) -> float:

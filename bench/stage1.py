@@ -27,12 +27,13 @@ import argparse
 import os
 import platform
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from measure import measure  # noqa: E402 (bench/, this script's folder)
 
 from smart_spark.budgets import mixture_budgets  # noqa: E402
 from smart_spark.partitioned import partitioned_greedy_select  # noqa: E402
@@ -40,28 +41,6 @@ from smart_spark.synthetic import task_sizes  # noqa: E402
 from smart_spark.task_selection import select_tasks  # noqa: E402
 
 GB = 1024**3
-
-
-def _status_mb(field: str) -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def measure(call):
-    """(result, seconds, peak RSS rise in MB) of ``call()``."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")  # reset VmHWM to the current RSS
-    except OSError:
-        pass
-    before = _status_mb("VmRSS")
-    t0 = time.perf_counter()
-    out = call()
-    secs = time.perf_counter() - t0
-    return out, secs, max(0.0, _status_mb("VmHWM") - before)
 
 
 def estimate_gb(fn: str, m: int, k: int, d: int) -> float:
