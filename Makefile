@@ -13,6 +13,7 @@ sample: setup
 
 test: setup
 	$(VENV)/python -m ruff check .
+	$(VENV)/lint-imports --no-cache
 	$(VENV)/python -m pytest tests
 
 bench: setup

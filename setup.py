@@ -1,13 +1,13 @@
 """smart-spark: SMART instruction-tuning data mixtures as a Spark job."""
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 setup(
     name="smart-spark",
     version="0.1.0",
     description="SMART (submodular data mixtures for instruction tuning) as a Spark job writing Delta tables",
     python_requires=">=3.10",
-    packages=["smart_spark", "udfs", "jobs"],
+    packages=find_packages(include=["smart_spark", "smart_spark.*", "udfs", "jobs"]),
     package_data={"smart_spark": ["py.typed"]},
     install_requires=[
         "pyspark==4.2.0",
@@ -40,6 +40,7 @@ setup(
             "duckdb>=1.0",
             "sentence-transformers>=3",
             "ruff>=0.6",
+            "import-linter>=2.1",
         ],
     },
 )

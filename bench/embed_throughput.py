@@ -95,7 +95,7 @@ def _tree_cpu_seconds(root: int) -> dict[str, float]:
 
 
 def spark_session(cores: int, max_records: int | None):
-    from smart_spark.session import get_spark
+    from smart_spark.spark.session import get_spark
 
     conf = {
         "spark.ui.enabled": "false",
@@ -131,7 +131,7 @@ def main() -> None:
     from sentence_transformers import SentenceTransformer
     from transformers import AutoTokenizer
 
-    from smart_spark.encoder import resolve_model_path
+    from smart_spark.embed.encoder import resolve_model_path
     from udfs.embed import embed_udf
 
     folder = resolve_model_path(args.model)
@@ -175,7 +175,7 @@ def main() -> None:
         import pyarrow as pa
         import torch as t
 
-        from smart_spark.encoder import load_encoder
+        from smart_spark.embed.encoder import load_encoder
 
         load_encoder(args.model, device="cpu", max_length=args.max_length)
         for _ in batches:

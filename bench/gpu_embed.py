@@ -1,4 +1,4 @@
-"""GPU embedding throughput: the UDF's inner function (``smart_spark.encoder``) against sentence-transformers.
+"""GPU embedding throughput: the UDF's inner function (``embed.encoder``) vs sentence-transformers.
 
 Run on a CUDA machine (no Spark, no Java: torch, transformers, pandas; sentence-transformers for the
 reference)::
@@ -62,7 +62,7 @@ def make_large_model(folder: str, *, layers: int = 24, seed: int = 0) -> str:
     import torch
     from transformers import BertConfig, BertModel
 
-    from smart_spark.encoder import default_model_path
+    from smart_spark.embed.encoder import default_model_path
 
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=30522, hidden_size=1024, num_hidden_layers=layers, num_attention_heads=16,
@@ -110,7 +110,7 @@ def timed(call, device: str, repeats: int):
 def bench_model(name: str, folder: str, texts: list[str], args: argparse.Namespace) -> list[dict]:
     import torch
 
-    from smart_spark.encoder import load_encoder
+    from smart_spark.embed.encoder import load_encoder
 
     rows: list[dict] = []
     encoder = load_encoder(folder, device=args.device, max_length=args.max_length)
@@ -187,7 +187,7 @@ def main() -> None:
     import pandas as pd
     import torch
 
-    from smart_spark.encoder import default_model_path
+    from smart_spark.embed.encoder import default_model_path
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("no CUDA device: run with --device cpu (and --smoke) to check the script")

@@ -1,11 +1,11 @@
-"""Facility-location greedy through torch on a GPU against our CPU engine (``smart_spark.greedy``).
+"""Facility-location greedy through torch on a GPU against our CPU engine (``smart_spark.core.greedy``).
 
 Run on a CUDA machine (no Spark, no Java: torch and numpy; pandas for the table)::
 
     python bench/gpu_greedy.py                       # GPU at n = 100,000, b = 10,000; CPU at 10k and 20k
     python bench/gpu_greedy.py --device cpu --smoke  # tiny sizes, the torch engine on CPU: checks it runs
 
-The torch engine (``smart_spark.greedy_torch``, used by stage 2 on GPU executors) is the CPU engine's
+The torch engine (``smart_spark.core.greedy_torch``, used by stage 2 on GPU executors) is the CPU engine's
 algorithm:
 
 - the cosine kernel K (n x n float32, TF32 off) is built in blocks of ``--block`` rows of the upper
@@ -39,8 +39,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from smart_spark import greedy_torch  # noqa: E402
-from smart_spark.greedy import greedy_select, normalize_rows, objective  # noqa: E402
+from smart_spark.core import greedy_torch  # noqa: E402
+from smart_spark.core.greedy import greedy_select, normalize_rows, objective  # noqa: E402
 
 
 def make_data(n: int, d: int, kind: str, seed: int = 0) -> np.ndarray:
@@ -55,7 +55,7 @@ def make_data(n: int, d: int, kind: str, seed: int = 0) -> np.ndarray:
 
 def torch_fl_greedy(X_np: np.ndarray, budget: int, *, device: str, block: int = 4096
                     ) -> tuple[np.ndarray, np.ndarray, dict]:
-    """The product's torch engine (``smart_spark.greedy_torch``) on ``device``: (order, gains, timings).
+    """The product's torch engine (``smart_spark.core.greedy_torch``) on ``device``: (order, gains, timings).
 
     ``kernel_s`` is a separate build of the kernel alone (then freed); ``total_s`` the whole greedy."""
     import torch
@@ -121,7 +121,7 @@ def main() -> None:
         check = compare_picks(X, order_t, gains_t, order_c, gains_c)
         print(f"n={n} b={b}: cpu engine {cpu_s:.2f}s; torch {args.device} {tm['total_s']:.2f}s "
               f"(kernel {tm['kernel_s']:.2f}s); {check}", flush=True)
-        rows += [{"n": n, "b": b, "engine": "cpu (smart_spark.greedy)", "seconds": cpu_s, "measured": True},
+        rows += [{"n": n, "b": b, "engine": "cpu (core.greedy)", "seconds": cpu_s, "measured": True},
                  {"n": n, "b": b, "engine": f"torch {args.device}", "seconds": tm["total_s"],
                   "measured": True}]
     if len(args.cpu_sizes) >= 2:
@@ -131,7 +131,7 @@ def main() -> None:
         est = t2 * (args.n / n2) ** alpha
         print(f"cpu engine at n={args.n}: ~{est:.0f}s EXTRAPOLATED (t ~ n^{alpha:.2f} from n={n1},{n2}); "
               f"its kernel alone is {4 * args.n**2 / 2**30:.0f} GiB")
-        rows.append({"n": args.n, "b": int(args.fraction * args.n), "engine": "cpu (smart_spark.greedy)",
+        rows.append({"n": args.n, "b": int(args.fraction * args.n), "engine": "cpu (smart_spark.core.greedy)",
                      "seconds": est, "measured": False})
     X = make_data(args.n, args.dim, args.kind)
     b = max(1, int(args.fraction * args.n))

@@ -5,7 +5,7 @@ e.g. ``python bench/greedy.py --sizes 2000 --kinds random --no-partitioned``.
 
 Everything runs in this one process on the same data: unit-norm rows, d = 384, k = n / 10 picks,
 ``random`` (Gaussian) and ``clustered`` (50 Gaussian clusters). Per method: wall time, the objective
-of its picks (always evaluated by ``smart_spark.greedy.objective``, so all use the same f) and peak
+of its picks (always evaluated by ``smart_spark.core.greedy.objective``, so all use the same f) and peak
 memory: for our numpy engines the peak traced by tracemalloc (numpy reports its arrays) in a separate
 untimed run; for the others the rise of the process's peak RSS (VmHWM, reset before each call: it
 counts C++ allocations, but misses memory recycled from the heap). The floor is the time of one
@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from measure import measure  # noqa: E402 (bench/, this script's folder)
 
-from smart_spark.greedy import greedy_select, objective  # noqa: E402
-from smart_spark.partitioned import partitioned_greedy_select  # noqa: E402
+from smart_spark.core.greedy import greedy_select, objective  # noqa: E402
+from smart_spark.core.partitioned import partitioned_greedy_select  # noqa: E402
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 GB = 1024**3

@@ -3,7 +3,7 @@
 Run: ``python bench/scaling.py`` (250k, 500k and 1M rows) or e.g.
 ``python bench/scaling.py --sizes 50000,100000 --profile``.
 
-Per size n: synthetic data (``smart_spark.synthetic.write_synthetic``: 1,000 tasks of Zipf-like sizes,
+Per size n: synthetic data (``datasets.synthetic.write_synthetic``: 1,000 tasks of Zipf-like sizes,
 FLAN template types, 384-d embeddings; written once to ``--data-dir`` and reused), then the job in a
 subprocess (a fresh JVM each) with the job's own flags::
 
@@ -48,8 +48,8 @@ MARKER = "SCALING_RESULT "
 def child(argv: list[str], cores: int, driver_memory: str, extra_conf: list[str]) -> None:
     """Run the job once in this process (fresh JVM) and print its summary on a MARKER line."""
     from jobs.smart_mixture import run
-    from smart_spark.config import load_config
-    from smart_spark.session import get_spark
+    from smart_spark.cli.settings import load_config
+    from smart_spark.spark.session import get_spark
 
     config = load_config(argv)
     conf = {
@@ -169,7 +169,7 @@ class Sampler(threading.Thread):
 
 
 def ensure_data(data_dir: Path, n: int, tasks: int, dim: int, seed: int) -> Path:
-    from smart_spark.synthetic import write_synthetic
+    from smart_spark.datasets.synthetic import write_synthetic
 
     path = data_dir / f"synthetic_n{n}_t{tasks}_d{dim}_s{seed}.parquet"
     if not path.exists():

@@ -4,7 +4,7 @@ Run: ``python bench/stage1.py`` (M = 1,840 and 100,000; M' = 16, 256, 1,840 and 
 ``python bench/stage1.py --tasks 1840 --picks 16,256,all --fns gc,fl``.
 
 Per M: random 384-d task means (Gaussian, ``--seed``) and Zipf-like task sizes
-(``smart_spark.synthetic.task_sizes``; ``--rows`` instances in all, FLAN's 17.59M by default); per
+(``smart_spark.datasets.synthetic.task_sizes``; ``--rows`` instances in all, FLAN's 17.59M by default); per
 function and M': seconds of ``select_tasks`` (the greedy over the M x M task kernel) and of
 ``mixture_budgets`` (Taylor softmax, floor-then-cycle split of N', water-filling caps; N' = 400,000 or what
 the picked tasks hold), and the rise of this process's peak RSS (VmHWM, reset before each call).
@@ -35,10 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from measure import measure  # noqa: E402 (bench/, this script's folder)
 
-from smart_spark.budgets import mixture_budgets  # noqa: E402
-from smart_spark.partitioned import partitioned_greedy_select  # noqa: E402
-from smart_spark.synthetic import task_sizes  # noqa: E402
-from smart_spark.task_selection import select_tasks  # noqa: E402
+from smart_spark.core.budgets import mixture_budgets  # noqa: E402
+from smart_spark.core.partitioned import partitioned_greedy_select  # noqa: E402
+from smart_spark.core.task_selection import select_tasks  # noqa: E402
+from smart_spark.datasets.synthetic import task_sizes  # noqa: E402
 
 GB = 1024**3
 

@@ -20,7 +20,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from smart_spark.errors import SmartError
-from smart_spark.export import FORMATS, ExportOptions, export_mixture
+from smart_spark.export.shards import FORMATS, ExportOptions, export_mixture
 
 PROG = "export_mixture"
 
@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SmartError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
-    from smart_spark.session import get_spark
+    from smart_spark.spark.session import get_spark
 
     spark = get_spark("smart-export")
     try:

@@ -21,16 +21,16 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from smart_spark import delta_io
-from smart_spark.config import JobConfig, expand_sweep, load_config
+from smart_spark.cli.settings import JobConfig, expand_sweep, load_config
+from smart_spark.core.weighting import weigh_tasks
+from smart_spark.delta import tables as delta_io
 from smart_spark.errors import SmartError
 from smart_spark.failpoints import InjectedFailure, failpoint
-from smart_spark.outputs import commit_run, mixture_frame, runs_frame, task_weights_frame
-from smart_spark.reader import embedding_array, local_path, prepare_instances, read_input
-from smart_spark.selection import select_sweep
-from smart_spark.session import get_spark
-from smart_spark.task_stats import group_of_tasks, group_sizes, task_means, validate_embeddings
-from smart_spark.weighting import weigh_tasks
+from smart_spark.spark.outputs import commit_run, mixture_frame, runs_frame, task_weights_frame
+from smart_spark.spark.reader import embedding_array, local_path, prepare_instances, read_input
+from smart_spark.spark.selection import select_sweep
+from smart_spark.spark.session import get_spark
+from smart_spark.spark.task_stats import group_of_tasks, group_sizes, task_means, validate_embeddings
 
 
 class Stopwatch:
@@ -58,8 +58,8 @@ def run(spark: SparkSession, config: JobConfig) -> dict:
     configs = expand_sweep(config)
 
     # 1. Read: the input table, checked before any work.
-    raw, input_version = read_input(spark, config)
-    prepared = prepare_instances(raw, config)
+    raw, input_version = read_input(spark, config.input_spec())
+    prepared = prepare_instances(raw, config.input_spec())
     clock.lap("read")
 
     # 2. Embed: precomputed column, or the encoder over prompts with the Delta cache.
@@ -68,7 +68,7 @@ def run(spark: SparkSession, config: JobConfig) -> dict:
         instances = prepared.select("task", "stratum", "id",
                                     embedding_array(prepared, config.embedding_col).alias("embedding"))
     else:
-        from smart_spark.embeddings import embed_with_cache
+        from smart_spark.spark.embeddings import embed_with_cache
 
         cache = delta_io.table_ref(config.embeddings_table) if config.embeddings_table else refs["embeddings"]
         texts = prepared.select("task", "stratum", "id", F.col(config.prompt_col).alias("_text"))
@@ -86,7 +86,7 @@ def run(spark: SparkSession, config: JobConfig) -> dict:
     means = task_means(instances, "embedding")
     sizes = group_sizes(instances)
     task_groups = group_of_tasks(prepared, config.group_col) if config.strategy == "fixed" else None
-    plans = [weigh_tasks(means, sizes, c, task_groups) for c in configs]
+    plans = [weigh_tasks(means, sizes, c.stage1(), task_groups) for c in configs]
     clock.lap("weigh")
 
     # 4. Select: per (task, stratum) group, the budgeted instances by partitioned greedy.
@@ -137,7 +137,7 @@ def run(spark: SparkSession, config: JobConfig) -> dict:
 def write_reports(config: JobConfig, refs: dict[str, delta_io.TableRef], summaries: list[dict],
                   plans: list, seconds: dict[str, float]) -> None:
     """report.md (and the chart) beside the tables, one per mixture of a sweep, and the console text."""
-    from smart_spark.report import format_console, write_report
+    from smart_spark.report.markdown import format_console, write_report
 
     local_out = local_path(config.output) if refs["mixture"].path else None
     sweep = len(summaries) > 1

@@ -7,10 +7,10 @@ The core (this package's numpy modules) imports without Spark:
 - :func:`mixture_budgets` -- stage-1 Taylor-softmax weights and integer task budgets.
 """
 
-from smart_spark.budgets import mixture_budgets
+from smart_spark.core.budgets import mixture_budgets
+from smart_spark.core.greedy import greedy_select
+from smart_spark.core.partitioned import partitioned_greedy_select
 from smart_spark.errors import SmartError
-from smart_spark.greedy import greedy_select
-from smart_spark.partitioned import partitioned_greedy_select
 
 __all__ = ["SmartError", "greedy_select", "mixture_budgets", "partitioned_greedy_select"]
 __version__ = "0.1.0"

@@ -469,8 +469,8 @@ def drive(spec_path: str) -> int:
     """Run the phases of a spec (see the module docstring) in this process; exit status 0 if all passed."""
     sys.path.insert(0, str(REPO))
     from jobs.smart_mixture import run
-    from smart_spark.config import make_config
-    from smart_spark.session import get_spark
+    from smart_spark.cli.settings import make_config
+    from smart_spark.spark.session import get_spark
 
     spec = json.loads(Path(spec_path).read_text())
     spark = get_spark("smart-spark-test-driver", master=spec["master"], conf=spec.get("conf", {}))

@@ -16,7 +16,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory):
     """A local[2] classic SparkSession: UTC, Arrow on, 4 shuffle partitions, no UI, warehouse in a tmp dir."""
-    from smart_spark.session import get_spark
+    from smart_spark.spark.session import get_spark
 
     warehouse = tmp_path_factory.mktemp("spark-warehouse")
     session = get_spark(

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smart_spark.baselines import em_budgets, epm_budgets, fixed_group_budgets
+from smart_spark.core.baselines import em_budgets, epm_budgets, fixed_group_budgets
 from smart_spark.errors import SmartError
 
 FLAN_WEIGHTS = {"flan2021": 0.4, "t0": 0.32, "niv2": 0.2, "cot": 0.05, "dialog": 0.03}

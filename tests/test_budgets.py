@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smart_spark.budgets import cap_budgets, mixture_budgets, split_floor_cycle, taylor_softmax
+from smart_spark.core.budgets import cap_budgets, mixture_budgets, split_floor_cycle, taylor_softmax
 from smart_spark.errors import SmartError
 
 

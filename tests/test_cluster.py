@@ -40,7 +40,7 @@ from cluster import (
 )
 
 from jobs.smart_mixture import run
-from smart_spark.config import make_config
+from smart_spark.cli.settings import make_config
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 

@@ -17,8 +17,8 @@ import pytest
 from cluster import JobDriver, logs_on_failure, read_table
 
 from jobs.smart_mixture import run
-from smart_spark.config import make_config
-from smart_spark.synthetic import synthetic_table
+from smart_spark.cli.settings import make_config
+from smart_spark.datasets.synthetic import synthetic_table
 
 pytestmark = pytest.mark.spark
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from smart_spark.config import load_config, make_config
+from smart_spark.cli.settings import load_config, make_config
 from smart_spark.errors import SmartError
 
 BASE = ["--input", "in.jsonl", "--output", "out", "--num-instances", "100"]

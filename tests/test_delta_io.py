@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
-from smart_spark import delta_io
+from smart_spark.delta import tables as delta_io
 from smart_spark.errors import SmartError
-from smart_spark.session import get_spark
+from smart_spark.spark.session import get_spark
 
 pytestmark = pytest.mark.spark
 

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from smart_spark import delta_io
+from smart_spark.delta import tables as delta_io
 from smart_spark.errors import SmartError
 
 pytestmark = pytest.mark.spark

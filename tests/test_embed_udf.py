@@ -9,7 +9,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from smart_spark.encoder import load_encoder  # noqa: E402
+from smart_spark.embed.encoder import load_encoder  # noqa: E402
 from udfs.embed import embed_udf, embeddings_to_arrow  # noqa: E402
 
 pytestmark = pytest.mark.spark

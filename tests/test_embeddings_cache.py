@@ -1,4 +1,4 @@
-"""smart_spark.embeddings: the Delta cache embeds each distinct text once per model; reruns embed nothing."""
+"""spark.embeddings: the Delta cache embeds each distinct text once per model; reruns embed nothing."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from pyspark.sql import functions as F
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from smart_spark import delta_io  # noqa: E402
-from smart_spark.delta_io import TableRef  # noqa: E402
-from smart_spark.embeddings import embed_with_cache, text_sha256  # noqa: E402
-from smart_spark.encoder import load_encoder, model_id  # noqa: E402
+from smart_spark.delta import tables as delta_io  # noqa: E402
+from smart_spark.delta.tables import TableRef  # noqa: E402
+from smart_spark.embed.encoder import load_encoder, model_id  # noqa: E402
 from smart_spark.errors import SmartError  # noqa: E402
+from smart_spark.spark.embeddings import embed_with_cache, text_sha256  # noqa: E402
 
 pytestmark = pytest.mark.spark
 

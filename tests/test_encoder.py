@@ -1,4 +1,4 @@
-"""smart_spark.encoder against sentence-transformers' own encode, on the bundled model and variants of it."""
+"""embed.encoder against sentence-transformers' encode, on the bundled model and variants of it."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from smart_spark.encoder import Encoder, default_model_path, load_encoder, model_id  # noqa: E402
+from smart_spark.embed.encoder import Encoder, default_model_path, load_encoder, model_id  # noqa: E402
 from smart_spark.errors import SmartError  # noqa: E402
 
 st = pytest.importorskip("sentence_transformers")

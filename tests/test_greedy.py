@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smart_spark import greedy
+from smart_spark.core import greedy
+from smart_spark.core.greedy import fl_kernel, greedy_select, normalize_rows, objective
 from smart_spark.errors import SmartError
-from smart_spark.greedy import fl_kernel, greedy_select, normalize_rows, objective
 
 submodlib = pytest.importorskip("submodlib")
 pytestmark = pytest.mark.filterwarnings("ignore:Please import `csr_matrix`:DeprecationWarning")

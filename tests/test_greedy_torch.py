@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from smart_spark import greedy_torch
+from smart_spark.core import greedy_torch
+from smart_spark.core.greedy import fl_kernel, greedy_select, normalize_rows
 from smart_spark.errors import SmartError
-from smart_spark.greedy import fl_kernel, greedy_select, normalize_rows
 from udfs.select import fl_device
 
 torch = pytest.importorskip("torch")

@@ -15,12 +15,12 @@ from deltalake import DeltaTable
 
 from jobs.smart_mixture import run
 from smart_spark import mixture_budgets, partitioned_greedy_select
-from smart_spark.config import make_config
-from smart_spark.greedy import normalize_rows
-from smart_spark.hashing import RANDOM_SALT, hash_order
-from smart_spark.strata import split_strata
-from smart_spark.synthetic import synthetic_table
-from smart_spark.task_selection import select_tasks
+from smart_spark.cli.settings import make_config
+from smart_spark.core.greedy import normalize_rows
+from smart_spark.core.hashing import RANDOM_SALT, hash_order
+from smart_spark.core.strata import split_strata
+from smart_spark.core.task_selection import select_tasks
+from smart_spark.datasets.synthetic import synthetic_table
 
 pytestmark = pytest.mark.spark
 
@@ -152,7 +152,7 @@ def test_nested_budgets_and_rerun_replaces_only_its_run(spark, synth_path, tmp_p
 
 @pytest.mark.parametrize("strategy", ["epm", "em"])
 def test_baselines_share_the_schema_and_are_seeded(spark, synth_path, tmp_path, strategy):
-    from smart_spark.baselines import em_budgets, epm_budgets
+    from smart_spark.core.baselines import em_budgets, epm_budgets
 
     out = str(tmp_path)
     config = job_config(synth_path, out, strategy=strategy, num_tasks=None, epm_cap=150 if strategy == "epm"
@@ -228,7 +228,7 @@ def test_catalog_table_input(spark, synth_path, tmp_path):
 def test_fixed_group_weights(spark, tmp_path):
     import pyarrow as pa
 
-    from smart_spark.baselines import fixed_group_budgets
+    from smart_spark.core.baselines import fixed_group_budgets
 
     table = synthetic_table(1200, 9, dim=8, families=3, seed=4)
     groups = [f"sub{int(t[-1]) % 3}" for t in table.column("task").to_pylist()]

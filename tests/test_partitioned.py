@@ -7,10 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smart_spark import hashing
-from smart_spark.errors import SmartError
-from smart_spark.greedy import greedy_select, objective
-from smart_spark.partitioned import (
+from smart_spark.core import hashing
+from smart_spark.core.greedy import greedy_select, objective
+from smart_spark.core.partitioned import (
     assign_partitions,
     interleave,
     num_partitions,
@@ -18,6 +17,7 @@ from smart_spark.partitioned import (
     partition_keys,
     partitioned_greedy_select,
 )
+from smart_spark.errors import SmartError
 
 
 def _clustered(n: int, d: int = 16, clusters: int = 20, seed: int = 0) -> np.ndarray:

@@ -23,10 +23,10 @@ import pytest
 from cluster import TABLE_KEYS, JobDriver, canon, logs_on_failure, read_table, snapshot
 
 from jobs.smart_mixture import run
-from smart_spark.config import make_config
+from smart_spark.cli.settings import make_config
+from smart_spark.datasets.synthetic import synthetic_table
 from smart_spark.failpoints import POINTS, InjectedFailure
-from smart_spark.selection import plan_groups
-from smart_spark.synthetic import synthetic_table
+from smart_spark.spark.selection import plan_groups
 
 pytestmark = pytest.mark.spark
 

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from smart_spark.core.strata import FLAN_HIERARCHY, split_strata
 from smart_spark.errors import SmartError
-from smart_spark.strata import FLAN_HIERARCHY, split_strata
 
 FLAN_COUNTS = {"zs_opt": 10, "zs_noopt": 30, "fs_opt": 20, "fs_noopt": 40}
 

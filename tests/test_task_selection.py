@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from smart_spark.core.task_selection import select_tasks
 from smart_spark.errors import SmartError
-from smart_spark.task_selection import select_tasks
 
 
 def test_fl_by_hand_ties_go_to_the_smallest_name() -> None:

@@ -1,7 +1,8 @@
 """The Spark UDF that embeds a string column: ``df.withColumn("embedding", embed_udf(model)("prompt"))``.
 
 An iterator Arrow UDF (``pyspark.sql.functions.arrow_udf``, ``Iterator[pa.Array] -> Iterator[pa.Array]``):
-each Python worker loads the encoder once (:func:`smart_spark.encoder.load_encoder`, cached per process),
+each Python worker loads the encoder once (:func:`~smart_spark.embed.encoder.load_encoder`,
+cached per process),
 encodes slices of ``arrow_batch_size`` rows (sorted by token count inside the slice, forward passes of
 ``batch_size`` rows, by ``Encoder.encode``) and hands the (n, dim) float32 result to Arrow as one list
 array over the flat buffer: no per-row Python objects on the way out.
@@ -31,7 +32,7 @@ from pyspark.sql.column import Column
 from pyspark.sql.functions import arrow_udf
 from pyspark.sql.types import ArrayType, FloatType
 
-from smart_spark.encoder import load_encoder
+from smart_spark.embed.encoder import load_encoder
 from smart_spark.errors import SmartError
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from smart_spark.greedy import greedy_select, objective
-from smart_spark.partitioned import part_budgets
+from smart_spark.core.greedy import greedy_select, objective
+from smart_spark.core.partitioned import part_budgets
 
 
 def fl_device(device: str, fn: str = "fl") -> str:
@@ -28,7 +28,7 @@ def fl_device(device: str, fn: str = "fl") -> str:
         gpus = ctx.resources().get("gpu") if ctx is not None else None
         if gpus is None or not gpus.addresses:
             return "cpu"
-    from smart_spark.encoder import resolve_device
+    from smart_spark.embed.encoder import resolve_device
 
     return resolve_device(device)
 

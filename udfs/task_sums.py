@@ -118,7 +118,7 @@ def embedding_checks(batches: Iterator[pa.RecordBatch], *, embedding_col: str = 
                      id_col: str = "id") -> Iterator[pa.RecordBatch]:
     """One row per partition: rows, and per problem the count of rows that have it and their smallest id.
 
-    The problems, with Spark SQL's semantics (``smart_spark.task_stats.validate_embeddings``):
+    The problems, with Spark SQL's semantics (``smart_spark.spark.task_stats.validate_embeddings``):
 
     - ``null``: the array is null or empty;
     - ``nan``: a non-null array with a NaN, infinite or null element;

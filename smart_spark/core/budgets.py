@@ -24,7 +24,7 @@ from smart_spark.errors import SmartError
 __all__ = ["cap_budgets", "mixture_budgets", "split_floor_cycle", "taylor_softmax"]
 
 
-def _int_vector(values: ArrayLike, what: str) -> np.ndarray:
+def int_vector(values: ArrayLike, what: str) -> np.ndarray:
     """``values`` as a 1-D int64 array of non-negative integers, or SmartError naming ``what``."""
     arr = np.asarray(values)
     if arr.ndim != 1:
@@ -97,7 +97,7 @@ def split_floor_cycle(total: int, weights: ArrayLike) -> np.ndarray:
     Returns:
         (m,) int64 budgets summing to ``total``.
     """
-    total = _check_total(total, "total")
+    total = check_total(total, "total")
     w = np.asarray(weights)
     if w.ndim != 1:
         raise SmartError(f"weights must be one-dimensional, got shape {w.shape}")
@@ -144,7 +144,7 @@ def split_floor_cycle(total: int, weights: ArrayLike) -> np.ndarray:
     return floors
 
 
-def _check_total(total: object, what: str) -> int:
+def check_total(total: object, what: str) -> int:
     if isinstance(total, bool) or not isinstance(total, int | np.integer):
         raise SmartError(f"{what} must be an integer, got {total!r}")
     if total < 0:
@@ -175,8 +175,8 @@ def cap_budgets(budgets: ArrayLike, sizes: ArrayLike) -> np.ndarray:
     Returns:
         (m,) int64 budgets, each <= its size, with the same sum as ``budgets``.
     """
-    b = _int_vector(budgets, "budgets")
-    n = _int_vector(sizes, "sizes")
+    b = int_vector(budgets, "budgets")
+    n = int_vector(sizes, "sizes")
     if b.size != n.size:
         raise SmartError(f"budgets and sizes differ in length: {b.size} vs {n.size}")
     need, have = int(b.sum()), int(n.sum())
@@ -222,11 +222,11 @@ def mixture_budgets(
         floor-then-cycle split of N' (may exceed sizes); (m,) int64 budgets after capping, each <= its
         task's size, summing to N'.
     """
-    num_instances = _check_total(num_instances, "--num-instances")
+    num_instances = check_total(num_instances, "--num-instances")
     if num_instances == 0:
         raise SmartError("--num-instances must be > 0, got 0")
     g = np.asarray(gains, dtype=np.float64)
-    sizes = _int_vector(task_sizes, "task_sizes")
+    sizes = int_vector(task_sizes, "task_sizes")
     if g.ndim != 1 or g.size != sizes.size:
         raise SmartError(f"gains and task_sizes differ in length: {g.size} vs {sizes.size}")
     if g.size == 0:

@@ -10,19 +10,33 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from smart_spark import delta_io
-from smart_spark.config import JobConfig
+from smart_spark.delta import tables as delta_io
 from smart_spark.errors import SmartError
 
 #: Columns the job adds to the mixture; input columns with these names clash unless they are the mapped ones.
 OUTPUT_COLUMNS = ("run_id", "task", "stratum", "id", "selection_rank", "selection_gain")
 _TABLE_NAME = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*){0,2}$")
 _ID_SEPARATOR = "\u001f"
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """Where the instruction table is and which of its columns mean what (the job's input settings)."""
+
+    input: str
+    input_format: str = "auto"
+    task_col: str = "task"
+    prompt_col: str = "prompt"
+    response_col: str = "response"
+    id_col: str | None = None
+    stratum_col: str | None = None
+    embedding_col: str | None = None
 
 
 def local_path(path: str) -> str | None:
@@ -60,7 +74,7 @@ def detect_format(path: str) -> str:
     raise SmartError(f"--input {path}: unknown file type; give --input-format")
 
 
-def read_input(spark: SparkSession, config: JobConfig) -> tuple[DataFrame, int | None]:
+def read_input(spark: SparkSession, config: InputSpec) -> tuple[DataFrame, int | None]:
     """The input table and the Delta version read (None unless Delta)."""
     fmt = config.input_format if config.input_format != "auto" else detect_format(config.input)
     path = config.input
@@ -113,7 +127,7 @@ def embedding_array(df: DataFrame, column: str) -> Column:
     )
 
 
-def prepare_instances(df: DataFrame, config: JobConfig) -> DataFrame:
+def prepare_instances(df: DataFrame, config: InputSpec) -> DataFrame:
     """Validate the input and add ``task``, ``stratum``, ``id`` (strings); embedding column kept as is.
 
     Checks (each a :class:`SmartError` naming the problem): the named columns exist; input columns do not

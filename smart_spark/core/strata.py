@@ -1,8 +1,8 @@
 """Split one task's budget over its strata (SMART-SPEC.md stage 1, step 7).
 
 A split is a tree walk: at each level the budget is divided over the children (a stratum, or a group of
-strata counted together) with :func:`~smart_spark.budgets.split_floor_cycle`, then capped at each child's
-count with :func:`~smart_spark.budgets.cap_budgets`, both in the level's order; each group's share is then
+strata counted together) with :func:`~smart_spark.core.budgets.split_floor_cycle`, then capped at each child's
+count with :func:`~.budgets.cap_budgets`, both in the level's order; each group's share is then
 split over its own children the same way.
 
 - ``proportional`` (default): shares in proportion to the counts.
@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from smart_spark.budgets import cap_budgets, split_floor_cycle
+from smart_spark.core.budgets import cap_budgets, split_floor_cycle
 from smart_spark.errors import SmartError
 
 __all__ = ["FLAN_HIERARCHY", "STRATA_MODES", "Hierarchy", "split_strata"]

@@ -2,7 +2,7 @@
 
 No greedy ever sees more than P (``partition_size``) rows. Rows are worked on in id order, so ties go to
 the smallest id and the selected ids do not depend on the input row order. For n <= P this is exactly
-:func:`smart_spark.greedy.greedy_select` on the id-sorted rows. For n > P, with k = ceil(n / P)
+:func:`smart_spark.core.greedy.greedy_select` on the id-sorted rows. For n > P, with k = ceil(n / P)
 partitions made by :func:`assign_partitions` from seeded id hashes:
 
 - Regime A, budget <= P // 2 (GreeDi rounds): every partition picks min(b, size); the union U of the
@@ -11,7 +11,7 @@ partitions made by :func:`assign_partitions` from seeded id hashes:
 - Regime B, budget > P // 2: partition p picks its :func:`part_budgets` share; when b <= P one greedy on
   the union (b rows) re-orders it, else :func:`interleave` merges the local orderings by gain.
 
-The building blocks are public so that the Spark job (``smart_spark.selection``) computes the same thing.
+The building blocks are public so that the Spark job (``spark.selection``) computes the same thing.
 """
 
 from __future__ import annotations
@@ -20,16 +20,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from smart_spark import hashing
-from smart_spark.errors import SmartError
-from smart_spark.greedy import (
-    _check_budget,
-    _check_fn,
-    _check_lambdas,
-    _greedy_unit,
-    _objective_unit,
+from smart_spark.core import hashing
+from smart_spark.core.greedy import (
+    check_budget,
+    check_fn,
+    check_lambdas,
+    greedy_unit,
     normalize_rows,
+    objective_unit,
 )
+from smart_spark.errors import SmartError
 
 
 def partition_keys(ids: Sequence[object] | np.ndarray, seed: int) -> np.ndarray:
@@ -138,26 +138,26 @@ def partitioned_greedy_select(
         (order, gains): (budget,) int64 positions into ``X`` in pick order, (budget,) float64 gains
         (relative to the ground set of the greedy that produced them: the union, or a partition).
     """
-    fn = _check_fn(fn)
-    gc_lambda, logdet_lambda = _check_lambdas(gc_lambda, logdet_lambda)
+    fn = check_fn(fn)
+    gc_lambda, logdet_lambda = check_lambdas(gc_lambda, logdet_lambda)
     if isinstance(partition_size, (bool, np.bool_)) or not isinstance(partition_size, (int, np.integer)):
         raise SmartError(f"partition_size must be an integer, got {partition_size!r}")
     if partition_size < 2:
         raise SmartError(f"partition_size must be at least 2, got {partition_size}")
     Xn = normalize_rows(X)
     n = Xn.shape[0]
-    budget = _check_budget(budget, n)
+    budget = check_budget(budget, n)
     by_id, ids_sorted = _sorted_ids(ids, n)
     Xs = Xn[by_id]
     P = int(partition_size)
 
     def greedy(rows: np.ndarray, b: int) -> tuple[np.ndarray, np.ndarray]:
-        order, gains = _greedy_unit(Xs[rows], fn, b, gc_lambda=gc_lambda, logdet_lambda=logdet_lambda)
+        order, gains = greedy_unit(Xs[rows], fn, b, gc_lambda=gc_lambda, logdet_lambda=logdet_lambda)
         return rows[order], gains
 
     def value(ground: np.ndarray, picks: np.ndarray) -> float:
         local = np.searchsorted(ground, np.sort(picks))
-        return _objective_unit(Xs[ground], fn, local, gc_lambda=gc_lambda, logdet_lambda=logdet_lambda)
+        return objective_unit(Xs[ground], fn, local, gc_lambda=gc_lambda, logdet_lambda=logdet_lambda)
 
     if n <= P:
         order, gains = greedy(np.arange(n, dtype=np.int64), budget)

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
+from smart_spark.core.greedy import greedy_select
+from smart_spark.core.hashing import RANDOM_SALT, hash_order
 from smart_spark.errors import SmartError
-from smart_spark.greedy import greedy_select
-from smart_spark.hashing import RANDOM_SALT, hash_order
 
 __all__ = ["TASK_FNS", "select_tasks"]
 

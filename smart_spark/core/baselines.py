@@ -1,6 +1,6 @@
 """Budgets of the baseline mixtures (SMART-SPEC.md, baselines); the sampling happens elsewhere.
 
-All three use the stage-1 integer rules of :mod:`smart_spark.budgets`: a floor-then-cycle split of N'
+All three use the stage-1 integer rules of :mod:`smart_spark.core.budgets`: a floor-then-cycle split of N'
 in the order given, then capping at the true sizes with the excess handed out in passes in that order.
 Callers pass tasks in a fixed order (the job uses task names sorted), which decides where the leftover
 units go.
@@ -15,7 +15,7 @@ from fractions import Fraction
 import numpy as np
 from numpy.typing import ArrayLike
 
-from smart_spark.budgets import _check_total, _int_vector, cap_budgets, split_floor_cycle
+from smart_spark.core.budgets import cap_budgets, check_total, int_vector, split_floor_cycle
 from smart_spark.errors import SmartError
 
 __all__ = ["em_budgets", "epm_budgets", "fixed_group_budgets"]
@@ -38,7 +38,7 @@ def _exact_weights(values: list[object]) -> np.ndarray:
 
 
 def _check_feasible(sizes: np.ndarray, num_instances: object, what: str) -> int:
-    n = _check_total(num_instances, "--num-instances")
+    n = check_total(num_instances, "--num-instances")
     if n == 0:
         raise SmartError("--num-instances must be > 0, got 0")
     if sizes.size == 0:
@@ -60,7 +60,7 @@ def epm_budgets(sizes: ArrayLike, num_instances: int, *, cap: int | None = None)
     Returns:
         (M,) int64 budgets summing to N', each <= its true size.
     """
-    n = _int_vector(sizes, "task sizes")
+    n = int_vector(sizes, "task sizes")
     total = _check_feasible(n, num_instances, "tasks")
     weights = n
     if cap is not None:
@@ -80,7 +80,7 @@ def em_budgets(sizes: ArrayLike, num_instances: int) -> np.ndarray:
     Returns:
         (M,) int64 budgets summing to N', each <= its size.
     """
-    n = _int_vector(sizes, "task sizes")
+    n = int_vector(sizes, "task sizes")
     total = _check_feasible(n, num_instances, "tasks")
     return cap_budgets(split_floor_cycle(total, np.ones(n.size, dtype=np.int64)), n)
 
@@ -110,7 +110,7 @@ def fixed_group_budgets(
             parts.append(f"groups without a weight: {', '.join(map(repr, missing))}")
         raise SmartError("; ".join(parts))
     names = list(weights)
-    sizes = _int_vector([group_sizes[g] for g in names], "group sizes")
+    sizes = int_vector([group_sizes[g] for g in names], "group sizes")
     total = _check_feasible(sizes, num_instances, "groups")
     budgets = cap_budgets(split_floor_cycle(total, _exact_weights([weights[g] for g in names])), sizes)
     return dict(zip(names, budgets.tolist(), strict=True))

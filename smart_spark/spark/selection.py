@@ -1,6 +1,6 @@
 """Stage 2 in Spark: pick each (task, stratum) group's budgeted instances, distributed.
 
-Per group with budget b and size n (the numpy reference is ``smart_spark.partitioned``):
+Per group with budget b and size n (the numpy reference is ``smart_spark.core.partitioned``):
 
 - ``whole``: b == n, every row, ranked by id, no gain;
 - ``random``: the b rows first in the seeded hash order of their ids;
@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from smart_spark.hashing import PARTITION_SALT, RANDOM_SALT
+from smart_spark.core.hashing import PARTITION_SALT, RANDOM_SALT
 from udfs import select as udf
 
 Group = tuple[str, "str | None"]

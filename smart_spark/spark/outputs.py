@@ -19,9 +19,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 import smart_spark
-from smart_spark import delta_io
+from smart_spark.delta import tables as delta_io
 from smart_spark.failpoints import failpoint
-from smart_spark.reader import OUTPUT_COLUMNS
+from smart_spark.spark.reader import OUTPUT_COLUMNS
 
 TASK_WEIGHTS_SCHEMA = (
     "run_id string, task string, selected boolean, pick_rank int, gain double, weight double, "

@@ -1,8 +1,9 @@
 """Embeddings for a DataFrame's text column, through the Delta ``embeddings`` cache (INTERFACES.md §2).
 
-Cache rows: ``model`` string (:func:`smart_spark.encoder.model_id`: name, folder fingerprint and truncation
-length), ``text_sha256`` string (hex SHA-256 of the UTF-8 text), ``dim`` int, ``embedding`` array<float>,
-``created_at`` timestamp. Rows are only ever added (``merge_insert_new`` on (model, text_sha256)).
+Cache rows: ``model`` string (:func:`~smart_spark.embed.encoder.model_id`: name, folder fingerprint and
+truncation length), ``text_sha256`` string (hex SHA-256 of the UTF-8 text), ``dim`` int, ``embedding``
+array<float>, ``created_at`` timestamp. Rows are only ever added (``merge_insert_new`` on
+(model, text_sha256)).
 """
 
 from __future__ import annotations
@@ -13,15 +14,15 @@ from typing import TYPE_CHECKING, Any
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
-from smart_spark import delta_io
-from smart_spark.encoder import embedding_dim, model_id
+from smart_spark.delta import tables as delta_io
+from smart_spark.embed.encoder import embedding_dim, model_id
 from smart_spark.errors import SmartError
 from udfs.embed import embed_udf
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
-    from smart_spark.delta_io import TableRef
+    from smart_spark.delta.tables import TableRef
 
 _SHA = "__smartspark_text_sha256"
 _TEXT = "__smartspark_text"

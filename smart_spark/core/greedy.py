@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from smart_spark.core.ties import TIE_RTOL
 from smart_spark.errors import SmartError
 
 try:  # optional: limits BLAS threads for the many small products of the GC and LogDet loops
@@ -60,7 +61,6 @@ _GC_COLUMNS_MIN_DIM = 64  # GC: no column mode below this d (a refresh, O(nd), i
 _LOGDET_FEATURES_MIN_RATIO = 4  # LogDet in feature space when n >= this * d
 _OBJECTIVE_ROWS = 2048  # ground-set rows per block when evaluating FL
 _NORM2_MIN = 1e-200  # rows whose squared norm is below this (or overflows) are scaled first
-_TIE_RTOL = 1e-12  # gains this close (relative to the gains' scale) are ties -> smallest position
 
 
 def normalize_rows(X: np.ndarray) -> np.ndarray:
@@ -101,13 +101,13 @@ def _unit64(Xn: np.ndarray) -> np.ndarray:
     return X64
 
 
-def _check_fn(fn: object) -> str:
+def check_fn(fn: object) -> str:
     if not isinstance(fn, str) or fn not in FUNCTIONS:
         raise SmartError(f"unknown set function {fn!r}: expected one of {', '.join(FUNCTIONS)}")
     return fn
 
 
-def _check_budget(budget: object, n: int) -> int:
+def check_budget(budget: object, n: int) -> int:
     if isinstance(budget, (bool, np.bool_)) or not isinstance(budget, (int, np.integer)):
         raise SmartError(f"budget must be an integer, got {budget!r}")
     if not 0 <= budget <= n:
@@ -115,7 +115,7 @@ def _check_budget(budget: object, n: int) -> int:
     return int(budget)
 
 
-def _check_lambdas(gc_lambda: float, logdet_lambda: float) -> tuple[float, float]:
+def check_lambdas(gc_lambda: float, logdet_lambda: float) -> tuple[float, float]:
     gc_lambda, logdet_lambda = float(gc_lambda), float(logdet_lambda)
     if not math.isfinite(gc_lambda):
         raise SmartError(f"gc_lambda must be finite, got {gc_lambda}")
@@ -178,7 +178,7 @@ def greedy_select(
         budget: number of picks, 0..n; exactly this many steps run.
         gc_lambda: graph-cut lambda. logdet_lambda: log-determinant ridge (> 0).
         device: ``cpu`` (numpy), or a torch device (``cuda:0``) for ``fl``: the same algorithm there
-            (:mod:`smart_spark.greedy_torch`, the kernel on the device); GC and LogDet always run here.
+            (:mod:`smart_spark.core.greedy_torch`, the kernel on the device); GC and LogDet always run here.
 
     Returns:
         (order, gains): (budget,) int64 row positions in pick order and (budget,) float64 marginal gains.
@@ -187,18 +187,18 @@ def greedy_select(
     ``logdet`` O(n (d + budget)) float64. Threads: the FL kernel uses BLAS's threads and its updates
     up to 4 threads; GC and LogDet run BLAS on one thread (via threadpoolctl when installed).
     """
-    fn = _check_fn(fn)
-    gc_lambda, logdet_lambda = _check_lambdas(gc_lambda, logdet_lambda)
+    fn = check_fn(fn)
+    gc_lambda, logdet_lambda = check_lambdas(gc_lambda, logdet_lambda)
     Xn = normalize_rows(X)
-    budget = _check_budget(budget, Xn.shape[0])
+    budget = check_budget(budget, Xn.shape[0])
     if fn == "fl" and device != "cpu" and budget > 0:
-        from smart_spark.greedy_torch import fl_greedy_torch
+        from smart_spark.core.greedy_torch import fl_greedy_torch
 
         return fl_greedy_torch(Xn, budget, device)
-    return _greedy_unit(Xn, fn, budget, gc_lambda=gc_lambda, logdet_lambda=logdet_lambda)
+    return greedy_unit(Xn, fn, budget, gc_lambda=gc_lambda, logdet_lambda=logdet_lambda)
 
 
-def _greedy_unit(
+def greedy_unit(
     Xn: np.ndarray, fn: str, budget: int, *, gc_lambda: float, logdet_lambda: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """greedy_select on already normalised float32 rows ``Xn`` (n, d) with validated arguments."""
@@ -285,7 +285,7 @@ def _greedy_fl(Xn: np.ndarray, budget: int) -> tuple[np.ndarray, np.ndarray]:
     """
     n = Xn.shape[0]
     K, g = fl_kernel(Xn)
-    tol = _TIE_RTOL * max(1.0, float(g.max()))
+    tol = TIE_RTOL * max(1.0, float(g.max()))
     m = np.zeros(n, dtype=np.float32)  # running best similarity of every ground-set row
     threads = _fl_threads() if n * n >= _PARALLEL_MIN else 1
     bounds = np.linspace(0, n, threads + 1).astype(int)
@@ -341,7 +341,7 @@ def _greedy_gc(Xn: np.ndarray, budget: int, lam: float) -> tuple[np.ndarray, np.
     X64 = _unit64(Xn)
     n = X64.shape[0]
     base = X64 @ X64.sum(axis=0) - lam  # gain of j given the empty set: c_j - lam * K_jj
-    tol = _TIE_RTOL * (1.0 + float(np.abs(base).max()) + abs(lam) * (2 * budget + 1))
+    tol = TIE_RTOL * (1.0 + float(np.abs(base).max()) + abs(lam) * (2 * budget + 1))
     size = min(n, max(_SHORTLIST_MIN, n // _SHORTLIST_SHARE))
     z = np.zeros(X64.shape[1], dtype=np.float64)  # sum of the picked rows
     z0 = z.copy()
@@ -505,7 +505,7 @@ def _logdet_features(Xn: np.ndarray, budget: int, lam: float) -> tuple[np.ndarra
     """
     X64 = _unit64(Xn)
     n, d = X64.shape
-    tol = _TIE_RTOL * (1.0 + lam)
+    tol = TIE_RTOL * (1.0 + lam)
     d2 = np.full(n, 1.0 + lam, dtype=np.float64)  # current at ``synced`` (selected: -inf)
     W: np.ndarray | None = None  # W at ``synced``; None: the identity (nothing picked before it)
     V = np.empty((budget, d), dtype=np.float64)  # v of every pick
@@ -572,7 +572,7 @@ def _logdet_cholesky(Xn: np.ndarray, budget: int, lam: float) -> tuple[np.ndarra
     """
     X64 = _unit64(Xn)
     n = X64.shape[0]
-    tol = _TIE_RTOL * (1.0 + lam)
+    tol = TIE_RTOL * (1.0 + lam)
     E = np.empty((budget, n), dtype=np.float64)  # rows < synced are current for every column
     d2 = np.full(n, 1.0 + lam, dtype=np.float64)  # current at ``synced`` (selected: -inf)
     size = min(n, max(_SHORTLIST_MIN, n // _SHORTLIST_SHARE))
@@ -642,8 +642,8 @@ def objective(
     ``selected`` holds row positions (a set: order and repeats do not matter). FL is evaluated in
     blocks of ground-set rows (memory O(block x |S|)), never with an n x n kernel.
     """
-    fn = _check_fn(fn)
-    gc_lambda, logdet_lambda = _check_lambdas(gc_lambda, logdet_lambda)
+    fn = check_fn(fn)
+    gc_lambda, logdet_lambda = check_lambdas(gc_lambda, logdet_lambda)
     Xn = normalize_rows(X)
     sel = np.asarray(selected)
     if sel.size and not np.issubdtype(sel.dtype, np.integer):
@@ -652,10 +652,10 @@ def objective(
     bad = (sel < 0) | (sel >= Xn.shape[0])
     if bad.any():
         raise SmartError(f"selected position {int(sel[np.argmax(bad)])} is outside 0..{Xn.shape[0] - 1}")
-    return _objective_unit(Xn, fn, np.unique(sel), gc_lambda=gc_lambda, logdet_lambda=logdet_lambda)
+    return objective_unit(Xn, fn, np.unique(sel), gc_lambda=gc_lambda, logdet_lambda=logdet_lambda)
 
 
-def _objective_unit(
+def objective_unit(
     Xn: np.ndarray, fn: str, sel: np.ndarray, *, gc_lambda: float, logdet_lambda: float
 ) -> float:
     """objective on normalised rows ``Xn`` (n, d) for unique valid positions ``sel`` (k,)."""

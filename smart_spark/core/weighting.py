@@ -10,14 +10,31 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from smart_spark.baselines import em_budgets, epm_budgets, fixed_group_budgets
-from smart_spark.budgets import mixture_budgets, split_floor_cycle
-from smart_spark.config import JobConfig
+from smart_spark.core.baselines import em_budgets, epm_budgets, fixed_group_budgets
+from smart_spark.core.budgets import mixture_budgets, split_floor_cycle
+from smart_spark.core.strata import split_strata
+from smart_spark.core.task_selection import select_tasks
 from smart_spark.errors import SmartError
-from smart_spark.strata import split_strata
-from smart_spark.task_selection import select_tasks
 
 Group = tuple[str, "str | None"]
+
+
+@dataclass(frozen=True)
+class Stage1Settings:
+    """What stage 1 needs to know: N', M' (None: all tasks), the strategy and its parameters."""
+
+    num_instances: int
+    num_tasks: int | None = None
+    strategy: str = "smart"
+    task_fn: str = "gc"
+    gc_lambda: float = 0.4
+    logdet_lambda: float = 1.0
+    temperature: float = 1.0
+    seed: int = 23
+    stratified: bool = False
+    strata: str = "proportional"
+    epm_cap: int | None = None
+    group_weights: dict[str, float] | None = None
 
 
 @dataclass
@@ -28,7 +45,7 @@ class TaskPlan:
     group_budgets: dict[Group, int]
 
 
-def weigh_tasks(means: pd.DataFrame, sizes: dict[Group, int], config: JobConfig,
+def weigh_tasks(means: pd.DataFrame, sizes: dict[Group, int], config: Stage1Settings,
                 task_groups: dict[str, str] | None = None) -> TaskPlan:
     """Stage 1 of SMART-SPEC.md over ``means`` (columns task, n, mean; one row per task).
 
@@ -65,7 +82,7 @@ def weigh_tasks(means: pd.DataFrame, sizes: dict[Group, int], config: JobConfig,
             row.update(gain=None if gains is None else float(gains[k]), weight=float(weights[k]),
                        initial_budget=int(initial[k]), budget=int(final[k]))
             counts = by_task[task]
-            if config.stratum_col is None:
+            if not config.stratified:
                 split = {None: int(final[k])}
             else:
                 split = {s: int(b) for s, b in split_strata(int(final[k]), counts, config.strata).items()}
@@ -79,7 +96,7 @@ def weigh_tasks(means: pd.DataFrame, sizes: dict[Group, int], config: JobConfig,
     return TaskPlan(task_weights=frame, group_budgets=group_budgets)
 
 
-def _baseline(X: np.ndarray, names: np.ndarray, sizes: np.ndarray, num_tasks: int, config: JobConfig,
+def _baseline(X: np.ndarray, names: np.ndarray, sizes: np.ndarray, num_tasks: int, config: Stage1Settings,
               task_groups: dict[str, str] | None):
     """EPM / EM / fixed budgets over all tasks (name order) or a seeded random subset of ``num_tasks``.
 

@@ -1,6 +1,6 @@
 """The facility-location greedy through torch, for a CUDA device (the same algorithm as the CPU engine).
 
-:func:`fl_greedy_torch` is ``smart_spark.greedy``'s FL engine on a torch device: one float32 cosine
+:func:`fl_greedy_torch` is ``smart_spark.core.greedy``'s FL engine on a torch device: one float32 cosine
 kernel built in blocks of the upper triangle and mirrored (exactly symmetric, unit diagonal, TF32 off),
 float64 gains kept current from the rows whose running best rises, ties to the smallest position within
 the same relative tolerance. It gives the CPU engine's picks up to float32 summation order in the kernel
@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from smart_spark.greedy import _TIE_RTOL
+from smart_spark.core.ties import TIE_RTOL
 
 _BLOCK = 4096  # kernel rows per matrix product
 _UPDATE_ROWS = 2048  # rising rows per gain update
@@ -62,7 +62,7 @@ def fl_greedy_torch(Xn: np.ndarray, budget: int, device: str) -> tuple[np.ndarra
         for a in range(0, n, _BLOCK):
             g[a:a + _BLOCK] = torch.clamp(K[a:a + _BLOCK], min=0).sum(dim=1, dtype=torch.float64)
         m = torch.zeros(n, dtype=torch.float32, device=K.device)  # running best of every ground row
-        tol = _TIE_RTOL * max(1.0, float(g.max()))
+        tol = TIE_RTOL * max(1.0, float(g.max()))
         for t in range(budget):
             s = int(torch.argmax((g >= g.max() - tol).to(torch.uint8)))  # first position within tol
             order[t] = s

@@ -18,7 +18,9 @@ from typing import Any
 
 import yaml
 
+from smart_spark.core.weighting import Stage1Settings
 from smart_spark.errors import SmartError
+from smart_spark.spark.reader import InputSpec
 
 SET_FUNCTIONS = ("fl", "gc", "logdet")
 TASK_FUNCTIONS = (*SET_FUNCTIONS, "random")
@@ -67,6 +69,16 @@ class JobConfig:
     num_tasks_list: list[int | None] = field(default_factory=list)
     num_instances_list: list[int] = field(default_factory=list)
     report: bool = True
+
+    def input_spec(self) -> InputSpec:
+        """The input settings, for :mod:`smart_spark.spark.reader`."""
+        return InputSpec(**{f.name: getattr(self, f.name) for f in dataclasses.fields(InputSpec)})
+
+    def stage1(self) -> Stage1Settings:
+        """The stage-1 settings, for :func:`smart_spark.core.weighting.weigh_tasks`."""
+        names = {f.name for f in dataclasses.fields(Stage1Settings)} - {"stratified"}
+        return Stage1Settings(stratified=self.stratum_col is not None,
+                              **{name: getattr(self, name) for name in names})
 
     def to_json(self) -> str:
         """All settings as a JSON object with sorted keys."""

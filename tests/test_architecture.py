@@ -1,0 +1,62 @@
+"""The layout is the architecture: no import cycles, no private names imported across modules.
+
+The layer order itself is import-linter's contract in ``pyproject.toml`` (``lint-imports``, run here too).
+"""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import grimp
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("smart_spark", "udfs", "jobs")
+
+
+def _sources() -> list[Path]:
+    return sorted(p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py"))
+
+
+def test_layer_contract_holds() -> None:
+    exe = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+    assert exe, "import-linter is a test dependency (setup.py extras 'test')"
+    proc = subprocess.run([exe, "--no-cache"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_no_import_cycles() -> None:
+    graph = grimp.build_graph(*PACKAGES, cache_dir=None)
+    state: dict[str, int] = {}  # 1: on the DFS stack, 2: done
+    stack: list[str] = []
+
+    def visit(module: str) -> None:
+        state[module] = 1
+        stack.append(module)
+        for nxt in sorted(graph.find_modules_directly_imported_by(module)):
+            if state.get(nxt) == 1:
+                cycle = stack[stack.index(nxt):] + [nxt]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[module] = 2
+
+    for module in sorted(graph.modules):
+        if module not in state:
+            visit(module)
+
+
+def test_no_private_names_across_modules() -> None:
+    offences = []
+    for path in _sources():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in PACKAGES:
+                offences += [f"{path.relative_to(ROOT)}: {node.module}.{a.name}"
+                             for a in node.names if a.name.startswith("_")]
+    assert not offences, "private names imported across modules:\n" + "\n".join(offences)
