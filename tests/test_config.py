@@ -70,3 +70,30 @@ def test_make_config_types():
     assert (c.num_instances, c.num_tasks, c.seed) == (7, 4, 5)
     with pytest.raises(SmartError, match="--seed must be a number"):
         make_config({"input": "a", "output": "o", "num_instances": 1, "seed": "x"})
+
+
+def test_help_shows_defaults_required_flags_and_every_choice(capsys):
+    with pytest.raises(SystemExit):
+        load_config(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "required (on the command line or in --config): --input INPUT" in text
+    assert "--num-instances N[,N...]" in text.split("settings:")[0]
+    assert "--strategy {smart,epm,em,fixed}" in text
+    assert "--partition-size PARTITION_SIZE P: most rows one greedy holds a kernel for (default: 20000)" \
+        in text
+    assert "--no-report" in text
+
+
+def test_every_declared_setting_is_a_flag_and_a_yaml_key(tmp_path):
+    from smart_spark.cli.settings import build_parser, declared
+
+    flags = {a.dest for a in build_parser()._actions}
+    names = [f.name for f in declared()]
+    assert set(names) <= flags
+    cfg = tmp_path / "job.yaml"
+    cfg.write_text("input: a\noutput: o\nnum_instances: 5\nmax_length: 12\nreport: false\nepm_cap: 3\n"
+                   "group_weights: {a: 1, b: 2}\n")
+    c = load_config(["--config", str(cfg)])
+    assert (c.max_length, c.report, c.epm_cap, c.group_weights) == (12, False, 3, {"a": 1.0, "b": 2.0})
+    with pytest.raises(SmartError, match="--epm-cap must be positive"):
+        make_config({"input": "a", "output": "o", "num_instances": 1, "epm_cap": 0})

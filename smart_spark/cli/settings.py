@@ -1,7 +1,10 @@
-"""The job's settings: command-line flags and the optional YAML config, resolved and validated.
+"""The job's settings, declared once: every flag, YAML key, type, allowed value, default and bound.
 
-Every flag of INTERFACES.md section 1 is also a key of the YAML file (``--num-tasks`` = ``num_tasks:``);
-a flag given on the command line overrides the file. Validation happens here, before any Spark work.
+Each field of :class:`JobConfig` carries its own declaration (:func:`setting`); the command-line parser,
+``--help`` (with defaults and required flags), the YAML keys (``--num-tasks`` = ``num_tasks:``), type
+coercion and the per-setting checks are all generated from it. Only rules that relate several settings
+are written out, in :func:`validate`. A flag given on the command line overrides the file. Everything is
+checked here, before any Spark work. docs/usage.md lists the settings for people.
 """
 
 from __future__ import annotations
@@ -11,64 +14,151 @@ import dataclasses
 import json
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 import yaml
 
-from smart_spark.core.weighting import Stage1Settings
+from smart_spark.core.greedy import FUNCTIONS
+from smart_spark.core.strata import STRATA_MODES
+from smart_spark.core.task_selection import TASK_FNS
+from smart_spark.core.weighting import STRATEGIES, Stage1Settings
 from smart_spark.errors import SmartError
-from smart_spark.spark.reader import InputSpec
+from smart_spark.spark.reader import INPUT_FORMATS, InputSpec
 
-SET_FUNCTIONS = ("fl", "gc", "logdet")
-TASK_FUNCTIONS = (*SET_FUNCTIONS, "random")
-INSTANCE_FUNCTIONS = (*SET_FUNCTIONS, "random")
-STRATA_MODES = ("proportional", "equal", "flan")
-STRATEGIES = ("smart", "epm", "em", "fixed")
-INPUT_FORMATS = ("auto", "delta", "parquet", "json", "table")
+INSTANCE_FUNCTIONS = (*FUNCTIONS, "random")
 DEVICES = ("auto", "cpu", "cuda")
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$")
+REQUIRED = dataclasses.MISSING  # the default of a setting that must be given
+
+
+def setting(default: Any = REQUIRED, help: str = "", *, choices: Sequence[str] | None = None,
+            minimum: float | None = None, above: float | None = None,
+            parse: Callable[[Any], Any] | None = None, metavar: str | None = None,
+            default_text: str | None = None, default_factory: Callable[[], Any] | None = None) -> Any:
+    """A :class:`JobConfig` field and its declaration.
+
+    ``choices``: allowed values; ``minimum`` / ``above``: the value must be >= / > this; ``parse``: turns
+    a flag's or YAML's value into the field's type (raising ValueError or SmartError on a bad one);
+    ``default_text``: how ``--help`` shows a default that is computed (``default_factory``).
+    """
+    meta = {"help": help, "choices": choices, "minimum": minimum, "above": above, "parse": parse,
+            "metavar": metavar, "default_text": default_text}
+    if default_factory is not None:
+        return field(default_factory=default_factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def default_run_id() -> str:
+    """``YYYYmmddTHHMMSSZ-<8 hex>``: sortable by start time, unique across concurrent runs."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
+
+
+def parse_num_tasks(value: Any) -> list[int | None]:
+    """M' as a list: ``"all"`` is None; ``"8,16,all"`` (or a YAML list) sweeps."""
+    out: list[int | None] = []
+    for item in _as_list(value):
+        if item is None or (isinstance(item, str) and item.strip().lower() == "all"):
+            out.append(None)
+            continue
+        try:
+            out.append(int(item))
+        except (TypeError, ValueError):
+            raise SmartError(f"--num-tasks must be an integer or 'all', got {item!r}") from None
+    return out
+
+
+def parse_num_instances(value: Any) -> list[int]:
+    """N' as a list: ``"25000,50000"`` (or a YAML list) sweeps."""
+    try:
+        return [int(item) for item in _as_list(value)]
+    except (TypeError, ValueError):
+        raise SmartError(f"--num-instances must be an integer, got {value!r}") from None
+
+
+def parse_weights(value: Any) -> dict[str, float]:
+    """``"a=40,b=32"`` (or a YAML mapping) -> {"a": 40.0, "b": 32.0}, in the order given."""
+    if isinstance(value, dict):
+        items = [f"{k}={v}" for k, v in value.items()]
+    else:
+        items = str(value).split(",")
+    weights: dict[str, float] = {}
+    for item in items:
+        name, sep, number = item.partition("=")
+        try:
+            if not sep or not name.strip():
+                raise ValueError
+            weights[name.strip()] = float(number)
+        except ValueError:
+            raise SmartError(f"--group-weights must look like name=weight,... got {item!r}") from None
+    return weights
+
+
+def _as_list(value: Any) -> list[Any]:
+    """A flag's comma-separated list (or a YAML list) as a list of its items."""
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, str) and "," in value:
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [value]
 
 
 @dataclass
 class JobConfig:
-    """Every resolved setting of one run (the ``runs.config`` JSON is ``to_json()`` of this)."""
+    """Every resolved setting of one run (the ``runs.config`` JSON is ``to_json()`` of this).
 
-    input: str
-    output: str
-    num_instances: int
-    input_format: str = "auto"
-    task_col: str = "task"
-    prompt_col: str = "prompt"
-    response_col: str = "response"
-    id_col: str | None = None
-    stratum_col: str | None = None
-    strata: str = "proportional"
-    embedding_col: str | None = None
-    model: str | None = None
-    max_length: int = 256
-    embed_batch_size: int = 64
-    device: str = "auto"
-    embeddings_table: str | None = None
-    num_tasks: int | None = None
-    task_fn: str = "gc"
-    instance_fn: str = "fl"
-    gc_lambda: float = 0.4
-    logdet_lambda: float = 1.0
-    temperature: float = 1.0
-    partition_size: int = 20000
-    seed: int = 23
-    run_id: str = field(default_factory=lambda: default_run_id())
-    strategy: str = "smart"
-    epm_cap: int | None = None
-    group_col: str | None = None
-    group_weights: dict[str, float] | None = None
-    #: Budget sweeps: every (M', N') pair of these lists is one mixture (``expand_sweep``).
-    num_tasks_list: list[int | None] = field(default_factory=list)
-    num_instances_list: list[int] = field(default_factory=list)
-    report: bool = True
+    ``num_tasks`` / ``num_instances`` hold the largest M' / N' of a sweep; the lists hold all of them.
+    """
+
+    # The input and its columns.
+    input: str = setting(help="input path (Delta, Parquet, JSON Lines) or catalog table name")
+    output: str = setting(help="folder holding the output Delta tables, or a catalog schema (catalog.db)")
+    num_instances: int = setting(
+        help="N': instances in the mixture (a list such as 25000,50000 sweeps)", metavar="N[,N...]")
+    input_format: str = setting("auto", "format of --input", choices=INPUT_FORMATS)
+    task_col: str = setting("task", "task column")
+    prompt_col: str = setting("prompt", "prompt column (embedded)")
+    response_col: str = setting("response", "response column")
+    id_col: str | None = setting(None, "stable instance id column (default: hash of task, prompt, response)")
+    stratum_col: str | None = setting(None, "stratum column (FLAN: template type)")
+    strata: str = setting("proportional", "how a task's budget is split over its strata",
+                          choices=STRATA_MODES)
+    # Embedding.
+    embedding_col: str | None = setting(None, "precomputed embedding column; nothing is embedded when given")
+    model: str | None = setting(None, "Hugging Face encoder folder or offline-resolvable id",
+                                default_text="the bundled all-MiniLM-L6-v2")
+    max_length: int = setting(256, "tokenizer truncation (tokens)", minimum=1)
+    embed_batch_size: int = setting(64, "rows per forward pass", minimum=1)
+    device: str = setting("auto", "where the encoder and the FL greedy run", choices=DEVICES)
+    embeddings_table: str | None = setting(None, "embedding cache table", default_text="<output>/embeddings")
+    # Stage 1: tasks, weights, budgets.
+    num_tasks: int | None = setting(
+        None, "M': tasks kept by stage 1 (an integer or 'all'; a list such as 8,16,all sweeps)",
+        metavar="M[,M...]", default_text="all")
+    task_fn: str = setting("gc", "stage-1 function", choices=TASK_FNS)
+    instance_fn: str = setting("fl", "stage-2 function", choices=INSTANCE_FUNCTIONS)
+    gc_lambda: float = setting(0.4, "graph-cut lambda", minimum=0)
+    logdet_lambda: float = setting(1.0, "log-determinant lambda", above=0)
+    temperature: float = setting(1.0, "Taylor-softmax temperature", above=0)
+    partition_size: int = setting(20000, "P: most rows one greedy holds a kernel for", minimum=2)
+    seed: int = setting(23, "seed for random picks, partition hashing")
+    run_id: str = setting(help="run id (rerunning one replaces that run)", default_factory=default_run_id,
+                          default_text="<UTC time>-<8 hex>")
+    # Baselines.
+    strategy: str = setting("smart", "smart, or a baseline: epm (examples-proportional), em (equal), "
+                            "fixed (--group-weights)", choices=STRATEGIES)
+    epm_cap: int | None = setting(None, "EPM: cap each task's size at K before normalising (T5)", above=0)
+    group_col: str | None = setting(None, "fixed: the column whose values get fixed weights (one per task)")
+    group_weights: dict[str, float] | None = setting(
+        None, "fixed: weights per group value, e.g. flan=40,t0=32,niv2=20,cot=5,dialog=3",
+        parse=parse_weights, metavar="NAME=W,...")
+    report: bool = setting(True, "write report.md and the chart beside the tables")
+    #: Budget sweeps: every (M', N') pair of these lists is one mixture (``expand_sweep``); derived from
+    #: num_tasks / num_instances, not flags of their own.
+    num_tasks_list: list[int | None] = field(default_factory=list, metadata={"derived": True})
+    num_instances_list: list[int] = field(default_factory=list, metadata={"derived": True})
 
     def input_spec(self) -> InputSpec:
         """The input settings, for :mod:`smart_spark.spark.reader`."""
@@ -85,107 +175,48 @@ class JobConfig:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
 
-def default_run_id() -> str:
-    """``YYYYmmddTHHMMSSZ-<8 hex>``: sortable by start time, unique across concurrent runs."""
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
+def declared() -> list[dataclasses.Field]:
+    """The settings a user gives (flags and YAML keys), in declaration order."""
+    return [f for f in dataclasses.fields(JobConfig) if not f.metadata.get("derived")]
 
 
-# (flag name, type, help). Defaults come from JobConfig; None means "not given".
-_FLAGS: list[tuple[str, type, str]] = [
-    ("input", str, "input path (Delta, Parquet, JSON Lines) or catalog table name"),
-    ("input-format", str, "auto, delta, parquet, json or table"),
-    ("output", str, "folder holding the output Delta tables, or a catalog schema (catalog.db)"),
-    ("task-col", str, "task column"),
-    ("prompt-col", str, "prompt column (embedded)"),
-    ("response-col", str, "response column"),
-    ("id-col", str, "stable instance id column (default: hash of task, prompt, response)"),
-    ("stratum-col", str, "stratum column (FLAN: template type)"),
-    ("strata", str, "proportional, equal or flan"),
-    ("embedding-col", str, "precomputed embedding column; nothing is embedded when given"),
-    ("model", str, "Hugging Face encoder folder or offline-resolvable id"),
-    ("max-length", int, "tokenizer truncation (tokens)"),
-    ("embed-batch-size", int, "rows per forward pass"),
-    ("device", str, "auto, cpu or cuda"),
-    ("embeddings-table", str, "embedding cache table (default <output>/embeddings)"),
-    ("num-tasks", str, "M': tasks kept by stage 1 (an integer or 'all'; a list such as 8,16,all sweeps)"),
-    ("num-instances", str, "N': instances in the mixture (a list such as 25000,50000 sweeps)"),
-    ("task-fn", str, "stage-1 function: gc, fl, logdet, random"),
-    ("instance-fn", str, "stage-2 function: fl, gc, logdet, random"),
-    ("gc-lambda", float, "graph-cut lambda"),
-    ("logdet-lambda", float, "log-determinant lambda"),
-    ("temperature", float, "Taylor-softmax temperature"),
-    ("partition-size", int, "P: most rows one greedy holds a kernel for"),
-    ("seed", int, "seed for random picks, partition hashing"),
-    ("run-id", str, "run id (rerunning one replaces that run)"),
-    ("strategy", str, "smart, or a baseline: epm (examples-proportional), em (equal)"),
-    ("epm-cap", int, "EPM: cap each task's size at K before normalising (T5)"),
-    ("group-col", str, "fixed: the column whose values get fixed weights (one value per task)"),
-    ("group-weights", str, "fixed: weights per group value, e.g. flan=40,t0=32,niv2=20,cot=5,dialog=3"),
-]
+def flag(name: str) -> str:
+    """``num_tasks`` -> ``--num-tasks``."""
+    return "--" + name.replace("_", "-")
+
+
+def _default_text(f: dataclasses.Field) -> str | None:
+    if f.metadata.get("default_text"):
+        return f.metadata["default_text"]
+    if f.default is REQUIRED or f.default is None:
+        return None
+    return str(f.default)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line, generated from :func:`declared`: each flag with its allowed values and default."""
     parser = argparse.ArgumentParser(
         prog="smart_mixture.py",
-        description="Build a SMART instruction-tuning data mixture and write it as Delta tables.",
+        description="Build a SMART instruction-tuning data mixture and write it as Delta tables. "
+                    "Every flag is also a key of the --config YAML file (--num-tasks = num_tasks:).",
+        epilog="Settings, tables and the algorithm: docs/ in the repository.",
     )
-    parser.add_argument("--config", help="YAML file whose keys are the flags below (underscored)")
-    for name, typ, help_text in _FLAGS:
-        parser.add_argument(f"--{name}", type=typ, default=None, help=help_text)
-    parser.add_argument("--no-report", dest="report", action="store_const", const=False, default=None,
-                        help="do not write report.md and the chart")
+    required = parser.add_argument_group("required (on the command line or in --config)")
+    optional = parser.add_argument_group("settings")
+    optional.add_argument("--config", metavar="FILE",
+                          help="YAML file whose keys are the flags below (underscored)")
+    for f in declared():
+        meta = f.metadata
+        group = required if f.default is REQUIRED and f.default_factory is REQUIRED else optional
+        if f.type in ("bool", bool):  # on by default: the flag turns it off
+            group.add_argument(f"--no-{f.name.replace('_', '-')}", dest=f.name, action="store_const",
+                               const=False, default=None, help=f"do not {meta['help']}")
+            continue
+        default = _default_text(f)
+        text = meta["help"] if default is None else f"{meta['help']} (default: {default})"
+        metavar = meta["metavar"] or ("{" + ",".join(meta["choices"]) + "}" if meta["choices"] else None)
+        group.add_argument(flag(f.name), default=None, metavar=metavar, help=text)
     return parser
-
-
-def _parse_num_tasks(value: Any) -> int | None:
-    if value is None or (isinstance(value, str) and value.strip().lower() == "all"):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise SmartError(f"--num-tasks must be an integer or 'all', got {value!r}") from None
-
-
-def _as_list(value: Any) -> list[Any]:
-    """A flag's comma-separated list (or a YAML list) as a list of its items."""
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    if isinstance(value, str) and "," in value:
-        return [v.strip() for v in value.split(",") if v.strip()]
-    return [value]
-
-
-def _parse_num_instances(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise SmartError(f"--num-instances must be an integer, got {value!r}") from None
-
-
-def _parse_weights(text: str) -> dict[str, float]:
-    """``"a=40,b=32"`` -> {"a": 40.0, "b": 32.0}, in the order given."""
-    weights: dict[str, float] = {}
-    for item in text.split(","):
-        name, sep, value = item.partition("=")
-        try:
-            if not sep or not name.strip():
-                raise ValueError
-            weights[name.strip()] = float(value)
-        except ValueError:
-            raise SmartError(f"--group-weights must look like name=weight,... got {item!r}") from None
-    return weights
-
-
-def expand_sweep(config: JobConfig) -> list[JobConfig]:
-    """One config per (M', N') pair of a sweep, run id ``<run-id>/m<M'>-n<N'>``; [config] otherwise."""
-    pairs = [(m, n) for m in config.num_tasks_list for n in config.num_instances_list]
-    if len(pairs) <= 1:
-        return [config]
-    return [
-        dataclasses.replace(config, num_tasks=m, num_instances=n, num_tasks_list=[m], num_instances_list=[n],
-                            run_id=f"{config.run_id}/m{'all' if m is None else m}-n{n}")
-        for m, n in pairs
-    ]
 
 
 def load_config(argv: Sequence[str] | None = None) -> JobConfig:
@@ -209,73 +240,92 @@ def load_config(argv: Sequence[str] | None = None) -> JobConfig:
     return make_config(values)
 
 
+def _coerce(f: dataclasses.Field, value: Any) -> Any:
+    """One setting's value as its declared type, or a SmartError naming the flag."""
+    if value is None:
+        return None
+    if f.metadata.get("parse"):
+        return f.metadata["parse"](value)
+    typ = f.type.split(" | ")[0] if isinstance(f.type, str) else f.type
+    try:
+        if typ == "int":
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if typ == "float":
+            return float(value)
+        if typ == "bool":
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "yes", "no", "1", "0"):
+                    raise ValueError
+                return value.lower() in ("true", "yes", "1")
+            return bool(value)
+    except (TypeError, ValueError):
+        raise SmartError(f"{flag(f.name)} must be a number, got {value!r}") from None
+    return str(value)
+
+
+def _check(f: dataclasses.Field, value: Any) -> None:
+    """One setting's own rules: allowed values and bounds."""
+    meta = f.metadata
+    if value is None:
+        return
+    if meta["choices"] and value not in meta["choices"]:
+        raise SmartError(f"{flag(f.name)} must be one of {', '.join(meta['choices'])}, got {value!r}")
+    if meta["minimum"] is not None and value < meta["minimum"]:
+        raise SmartError(f"{flag(f.name)} must be at least {meta['minimum']}, got {value}")
+    if meta["above"] is not None and not value > meta["above"]:
+        bound = "positive" if meta["above"] == 0 else f"> {meta['above']}"
+        raise SmartError(f"{flag(f.name)} must be {bound}, got {value}")
+
+
 def make_config(values: dict[str, Any]) -> JobConfig:
     """Build and validate a :class:`JobConfig` from a mapping of setting name to value."""
-    known = {f.name for f in dataclasses.fields(JobConfig)}
-    unknown = sorted(set(values) - known)
+    fields = {f.name: f for f in declared()}
+    unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise SmartError(f"unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-    for required in ("input", "output", "num_instances"):
-        if values.get(required) in (None, ""):
-            raise SmartError(f"--{required.replace('_', '-')} is required")
+        raise SmartError(f"unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(fields))})")
+    for name, f in fields.items():
+        if f.default is REQUIRED and f.default_factory is REQUIRED and values.get(name) in (None, ""):
+            raise SmartError(f"{flag(name)} is required")
     values = dict(values)
-    tasks = [_parse_num_tasks(v) for v in _as_list(values.get("num_tasks"))]
-    instances = [_parse_num_instances(v) for v in _as_list(values["num_instances"])]
+    tasks = parse_num_tasks(values.pop("num_tasks", None))
+    instances = parse_num_instances(values.pop("num_instances"))
     if len(set(tasks)) != len(tasks) or len(set(instances)) != len(instances):
         raise SmartError("--num-tasks and --num-instances lists must not repeat a value")
-    values["num_tasks_list"], values["num_instances_list"] = tasks, instances
-    values["num_tasks"] = None if None in tasks else max(tasks)
-    values["num_instances"] = max(instances)
-    for key, typ in (("epm_cap", int), ("max_length", int), ("embed_batch_size", int),
-                     ("partition_size", int), ("seed", int), ("gc_lambda", float),
-                     ("logdet_lambda", float), ("temperature", float)):
-        if key in values and values[key] is not None:
-            try:
-                values[key] = typ(values[key])
-            except (TypeError, ValueError):
-                raise SmartError(f"--{key.replace('_', '-')} must be a number, got {values[key]!r}") from None
-    if isinstance(values.get("group_weights"), str):
-        values["group_weights"] = _parse_weights(values["group_weights"])
-    if "run_id" in values and values["run_id"] is not None:
-        values["run_id"] = str(values["run_id"])
-    config = JobConfig(**values)
+    for n in instances:
+        if n <= 0:
+            raise SmartError(f"--num-instances must be positive, got {n}")
+    for m in tasks:
+        if m is not None and m <= 0:
+            raise SmartError(f"--num-tasks must be positive or 'all', got {m}")
+    resolved = {name: _coerce(fields[name], value) for name, value in values.items()}
+    for name, value in resolved.items():
+        _check(fields[name], value)
+    config = JobConfig(**resolved, num_tasks=None if None in tasks else max(tasks),
+                       num_instances=max(instances), num_tasks_list=tasks, num_instances_list=instances)
     validate(config)
     return config
 
 
-def _choice(flag: str, value: str, allowed: Sequence[str]) -> None:
-    if value not in allowed:
-        raise SmartError(f"--{flag} must be one of {', '.join(allowed)}, got {value!r}")
+def expand_sweep(config: JobConfig) -> list[JobConfig]:
+    """One config per (M', N') pair of a sweep, run id ``<run-id>/m<M'>-n<N'>``; [config] otherwise."""
+    pairs = [(m, n) for m in config.num_tasks_list for n in config.num_instances_list]
+    if len(pairs) <= 1:
+        return [config]
+    return [
+        dataclasses.replace(config, num_tasks=m, num_instances=n, num_tasks_list=[m], num_instances_list=[n],
+                            run_id=f"{config.run_id}/m{'all' if m is None else m}-n{n}")
+        for m, n in pairs
+    ]
 
 
 def validate(config: JobConfig) -> None:
-    """Raise :class:`SmartError` naming the first bad setting."""
-    _choice("input-format", config.input_format, INPUT_FORMATS)
-    _choice("task-fn", config.task_fn, TASK_FUNCTIONS)
-    _choice("instance-fn", config.instance_fn, INSTANCE_FUNCTIONS)
-    _choice("strata", config.strata, STRATA_MODES)
-    _choice("device", config.device, DEVICES)
-    _choice("strategy", config.strategy, STRATEGIES)
+    """The rules that relate several settings; raises :class:`SmartError` naming the first broken one."""
     if config.strategy == "fixed" and (not config.group_col or not config.group_weights):
         raise SmartError("--strategy fixed needs --group-col and --group-weights")
     if config.group_weights and any(not w >= 0 for w in config.group_weights.values()):
         raise SmartError(f"--group-weights must be non-negative numbers, got {config.group_weights}")
-    if config.epm_cap is not None and config.epm_cap <= 0:
-        raise SmartError(f"--epm-cap must be positive, got {config.epm_cap}")
-    for n in config.num_instances_list or [config.num_instances]:
-        if n <= 0:
-            raise SmartError(f"--num-instances must be positive, got {n}")
-    for m in config.num_tasks_list or [config.num_tasks]:
-        if m is not None and m <= 0:
-            raise SmartError(f"--num-tasks must be positive or 'all', got {m}")
-    if config.partition_size < 2:
-        raise SmartError(f"--partition-size must be at least 2, got {config.partition_size}")
-    if config.max_length <= 0 or config.embed_batch_size <= 0:
-        raise SmartError("--max-length and --embed-batch-size must be positive")
-    if config.temperature <= 0:
-        raise SmartError(f"--temperature must be positive, got {config.temperature}")
-    if config.gc_lambda < 0 or config.logdet_lambda <= 0:
-        raise SmartError("--gc-lambda must be >= 0 and --logdet-lambda > 0")
     if not RUN_ID_PATTERN.match(config.run_id):
         raise SmartError(f"--run-id {config.run_id!r} must be 1-128 letters, digits or _.:/- characters")
     if config.strata == "flan" and config.stratum_col is None:
@@ -285,8 +335,8 @@ def validate(config: JobConfig) -> None:
     if config.embedding_col is None:
         cols["prompt-col"] = config.prompt_col
     seen: dict[str, str] = {}
-    for flag, column in cols.items():
+    for name, column in cols.items():
         if column and column in seen:
-            raise SmartError(f"--{seen[column]} and --{flag} both name the column {column!r}")
+            raise SmartError(f"--{seen[column]} and --{name} both name the column {column!r}")
         if column:
-            seen[column] = flag
+            seen[column] = name

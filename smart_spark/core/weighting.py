@@ -17,6 +17,8 @@ from smart_spark.core.task_selection import select_tasks
 from smart_spark.errors import SmartError
 
 Group = tuple[str, "str | None"]
+#: ``smart``, or a baseline: examples-proportional, equal, fixed weights per group of tasks.
+STRATEGIES = ("smart", "epm", "em", "fixed")
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ from smart_spark.errors import SmartError
 
 #: Columns the job adds to the mixture; input columns with these names clash unless they are the mapped ones.
 OUTPUT_COLUMNS = ("run_id", "task", "stratum", "id", "selection_rank", "selection_gain")
+#: ``--input-format`` values; ``auto`` picks Delta when ``_delta_log/`` exists, else by extension.
+INPUT_FORMATS = ("auto", "delta", "parquet", "json", "table")
 _TABLE_NAME = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*){0,2}$")
 _ID_SEPARATOR = "\u001f"
 
