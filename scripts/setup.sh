@@ -19,8 +19,9 @@ fi
 stamp=".venv/.setup-$(cat setup.py | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  # The CPU wheel first: an unpinned torch would pull several GB of CUDA packages.
-  .venv/bin/python -m pip install -q torch==2.13.0
+  # torch before the rest, pinned: an unpinned torch pulls several GB of CUDA packages. Where pip's
+  # configured index serves CUDA builds, TORCH_INDEX_URL (e.g. PyTorch's CPU wheel index) picks the build.
+  .venv/bin/python -m pip install -q ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} torch==2.13.0
   .venv/bin/python -m pip install -q -e ".[test]"
   touch "$stamp"
 fi
