@@ -1,0 +1,2 @@
+"""Functions that run on Spark executors (Arrow and pandas UDFs); they import only the core and the encoder.
+"""

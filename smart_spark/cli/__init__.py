@@ -1,1 +1,2 @@
-
+"""The command line: the job's settings (flags, YAML keys, defaults and checks declared once).
+"""

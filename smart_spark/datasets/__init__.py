@@ -1,1 +1,2 @@
-
+"""Generated instruction tables with known structure, for tests and benchmarks.
+"""

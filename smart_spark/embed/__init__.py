@@ -1,1 +1,2 @@
-
+"""The transformer encoder: a Hugging Face / sentence-transformers folder as a batch ``encode`` function.
+"""

@@ -1,1 +1,2 @@
-
+"""Export a run's mixture as training files (JSON Lines / Parquet shards).
+"""

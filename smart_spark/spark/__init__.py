@@ -1,1 +1,3 @@
-
+"""The distributed stages around the core: read, embed (with the Delta cache), task statistics, selection,
+output frames, the session.
+"""
