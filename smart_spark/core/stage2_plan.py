@@ -129,10 +129,6 @@ class GroupPlan:
     stratum: str | None = None
     bucket: int | None = None
 
-    @property
-    def partitioned(self) -> bool:
-        return self.method in (Method.ROUNDS, Method.SHARES)
-
 
 def plan_group(size: int, budget: int, *, partition_size: int, fn: str = "fl", whole: bool = True,
                **names: object) -> GroupPlan:
