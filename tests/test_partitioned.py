@@ -17,7 +17,7 @@ from smart_spark.core.partitioned import (
     partition_keys,
     partitioned_greedy_select,
 )
-from smart_spark.core.stage2_plan import Finish, Method, Round, plan_group, plan_stage2
+from smart_spark.core.stage2_plan import Finish, Method, Round, Source, plan_group, plan_stage2, plan_sweep
 from smart_spark.errors import SmartError
 
 
@@ -202,3 +202,18 @@ def test_planned_partition_sizes_are_the_hash_partitions(n: int, budget: int, P:
     ids = np.array([f"id-{i}" for i in range(n)])
     part = assign_partitions(partition_keys(ids, 5), ids, plan.rounds[0].partitions)
     assert tuple(np.bincount(part).tolist()) == plan.rounds[0].sizes
+
+
+def test_sweep_plan_shares_prefixes_and_selects_large_groups_apart() -> None:
+    sizes = {("a", None): 50, ("b", None): 500, ("c", None): 500, ("d", None): 30}
+    budgets = [{("a", None): 10, ("b", None): 20, ("c", None): 40, ("d", None): 30},
+               {("a", None): 50, ("b", None): 60, ("c", None): 40, ("d", None): 0}]
+    sweep = plan_sweep(budgets, sizes, fn="fl", partition_size=100)
+    # a: 10 is a prefix of the shared selection, 50 takes it whole; b (> P, two partial budgets): apart;
+    # c: one budget, shared; d: whole in the first mixture only.
+    assert sweep.shared == {("a", None): 10, ("c", None): 40}
+    assert sweep.whole == {("a", None): 50, ("d", None): 30}
+    assert sweep.mixtures[0] == ((("a", None), 10, Source.SHARED), (("b", None), 20, Source.APART),
+                                 (("c", None), 40, Source.SHARED), (("d", None), 30, Source.WHOLE))
+    assert [sweep.apart(m) for m in (0, 1)] == [{("b", None): 20}, {("b", None): 60}]
+    assert plan_sweep(budgets, sizes, fn="random", partition_size=100).shared[("b", None)] == 60

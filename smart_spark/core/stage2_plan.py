@@ -20,6 +20,9 @@ Per group with budget b and n rows (SMART-SPEC.md, stage 2):
 A greedy always runs on one partition, one union of at most P rows, or one EXACT group (n <= P): none
 ever holds a kernel over more than P rows. The job packs small EXACT groups into buckets of about
 :data:`BUCKET_ROWS` rows, one ``applyInPandas`` call per bucket, each group still its own greedy.
+
+A budget sweep (several mixtures in one run) is planned by :func:`plan_sweep`: which selections run and
+which one serves each mixture's group.
 """
 
 from __future__ import annotations
@@ -226,3 +229,48 @@ def plan_stage2(budgets: Mapping[Group, int], sizes: Mapping[Group, int], *, fn:
         groups.append(group)
     return Stage2Plan(tuple(groups), fn, int(partition_size), int(seed), float(gc_lambda),
                       float(logdet_lambda))
+
+
+class Source(enum.Enum):
+    """Where one mixture of a budget sweep takes a group's rows from."""
+
+    SHARED = "shared"  # a prefix of the one selection to the group's largest partial budget
+    WHOLE = "whole"  # the group taken whole
+    APART = "apart"  # its own selection: a partitioned group with several partial budgets
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepPlan:
+    """The selections a sweep of several budget maps needs, and which one serves each mixture's group.
+
+    Greedy and random orderings are prefixes (SMART-SPEC.md, stage 2), so one selection to the largest
+    partial budget (below the group's size) serves every mixture that does not take the group whole. The
+    partitioned greedy is not nested: a group larger than P with several partial budgets is selected
+    apart, once per mixture.
+    """
+
+    shared: Mapping[Group, int]  # budgets of the one shared selection
+    whole: Mapping[Group, int]  # groups some mixture takes whole (budget = size)
+    mixtures: tuple[tuple[tuple[Group, int, Source], ...], ...]  # per mixture: (group, budget, source)
+
+    def apart(self, mixture: int) -> dict[Group, int]:
+        """Budgets of the groups that ``mixture`` selects apart."""
+        return {g: b for g, b, source in self.mixtures[mixture] if source is Source.APART}
+
+
+def plan_sweep(budgets_list: Sequence[Mapping[Group, int]], sizes: Mapping[Group, int], *, fn: str,
+               partition_size: int) -> SweepPlan:
+    """The :class:`SweepPlan` of the budget maps ``budgets_list`` (keyed by (task, stratum))."""
+    groups = sorted({g for budgets in budgets_list for g, b in budgets.items() if b > 0},
+                    key=lambda k: (k[0], k[1] or ""))
+    partial = {g: sorted({b.get(g, 0) for b in budgets_list} - {0, sizes[g]}) for g in groups}
+    apart = {g for g, bs in partial.items() if len(bs) > 1 and sizes[g] > partition_size and fn != "random"}
+    shared = {g: bs[-1] for g, bs in partial.items() if bs and g not in apart}
+    whole = {g: sizes[g] for g in groups if any(b.get(g) == sizes[g] for b in budgets_list)}
+
+    def source(g: Group, b: int) -> Source:
+        return Source.WHOLE if b == sizes[g] else Source.APART if g in apart else Source.SHARED
+
+    mixtures = tuple(tuple((g, int(b), source(g, b)) for g, b in budgets.items() if b > 0)
+                     for budgets in budgets_list)
+    return SweepPlan(shared, whole, mixtures)

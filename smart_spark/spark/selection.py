@@ -27,7 +27,16 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from smart_spark.core.hashing import PARTITION_SALT, RANDOM_SALT
-from smart_spark.core.stage2_plan import Finish, Group, GroupPlan, Method, Stage2Plan, plan_stage2
+from smart_spark.core.stage2_plan import (
+    Finish,
+    Group,
+    GroupPlan,
+    Method,
+    Source,
+    Stage2Plan,
+    plan_stage2,
+    plan_sweep,
+)
 from udfs import select as udf
 
 _PLAN_SCHEMA = "group_id int, task string, stratum string, budget int, method string, bucket int"
@@ -165,35 +174,27 @@ def select_sweep(spark: SparkSession, rows: DataFrame, budgets_list: list[Mappin
                  gc_lambda: float = 0.4, logdet_lambda: float = 1.0, device: str = "cpu") -> list[DataFrame]:
     """Selections for several budget maps (a sweep), each greedy ordering computed once.
 
-    Greedy and random orderings are prefixes (SMART-SPEC.md, stage 2), so one run to the largest budget
-    below a group's size serves every mixture that does not take the group whole. Groups larger than P
-    with several such budgets are the exception (the partitioned greedy is not nested): each budget
-    gets its own selection there. Returns one frame per budget map, as :func:`select_instances`.
+    The core's :func:`~smart_spark.core.stage2_plan.plan_sweep` says which selections to run (one shared,
+    one of whole groups, one per mixture for the groups selected apart) and where each mixture takes each
+    group from; this joins the prefixes out. Returns one frame per budget map, as :func:`select_instances`.
     """
     kwargs = dict(fn=fn, partition_size=partition_size, seed=seed, gc_lambda=gc_lambda,
                   logdet_lambda=logdet_lambda, device=device)
     if len(budgets_list) == 1:
         return [select_instances(spark, rows, budgets_list[0], sizes, **kwargs)]
-    groups = {g for budgets in budgets_list for g, b in budgets.items() if b > 0}
-    partial = {g: sorted({b.get(g, 0) for b in budgets_list} - {0, sizes[g]}) for g in groups}
-    apart = {g for g, bs in partial.items()
-             if len(bs) > 1 and sizes[g] > partition_size and fn != "random"}
-    shared = select_instances(spark, rows, {g: bs[-1] for g, bs in partial.items() if bs and g not in apart},
-                              sizes, **kwargs)
-    taken_whole = {g: sizes[g] for g in groups if any(b.get(g) == sizes[g] for b in budgets_list)}
-    whole = select_instances(spark, rows, taken_whole, sizes, **kwargs)
+    sweep = plan_sweep(budgets_list, sizes, fn=fn, partition_size=partition_size)
+    shared = select_instances(spark, rows, sweep.shared, sizes, **kwargs)
+    whole = select_instances(spark, rows, sweep.whole, sizes, **kwargs)
     schema = "task string, stratum string, budget int, source string"
     out = []
-    for budgets in budgets_list:
-        own = select_instances(spark, rows, {g: budgets.get(g, 0) for g in apart}, sizes, **kwargs)
-        plan = spark.createDataFrame(
-            [(g[0], g[1], int(b), "whole" if b == sizes[g] else "apart" if g in apart else "shared")
-             for g, b in budgets.items() if b > 0], schema)
+    for m, mixture in enumerate(sweep.mixtures):
+        own = select_instances(spark, rows, sweep.apart(m), sizes, **kwargs)
+        plan = spark.createDataFrame([(g[0], g[1], b, source.value) for g, b, source in mixture], schema)
         parts = []
-        for source, frame in (("shared", shared), ("whole", whole), ("apart", own)):
-            wanted = plan.where(F.col("source") == source).withColumnsRenamed(
-                {"task": "p_task", "stratum": "p_stratum"})
-            on = (frame["task"] == F.col("p_task")) & frame["stratum"].eqNullSafe(F.col("p_stratum"))
+        for source, frame in ((Source.SHARED, shared), (Source.WHOLE, whole), (Source.APART, own)):
+            wanted = plan.where(F.col("source") == source.value).withColumnsRenamed(
+                {"task": "plan_task", "stratum": "plan_stratum"})
+            on = (frame["task"] == F.col("plan_task")) & frame["stratum"].eqNullSafe(F.col("plan_stratum"))
             parts.append(frame.join(F.broadcast(wanted), on).where(F.col("selection_rank") < F.col("budget"))
                          .select("task", "stratum", "id", "selection_rank", "selection_gain"))
         out.append(functools.reduce(DataFrame.unionByName, parts))
