@@ -12,6 +12,8 @@ out as :data:`RESULT_SCHEMA`: ``rank`` (0-based pick order) and ``gain`` (the gr
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -42,6 +44,16 @@ def fl_device(device: str, fn: str = "fl") -> str:
     from smart_spark.embed.encoder import resolve_device
 
     return resolve_device(device)
+
+
+def bind(func: Callable[..., pd.DataFrame], /, **kwargs: object) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """``func`` with ``kwargs`` bound, as the plain typed function ``applyInPandas`` expects (it reads the
+    type hints of what it is given; a ``functools.partial`` has none it can read, and pyspark warns)."""
+
+    def run(pdf: pd.DataFrame) -> pd.DataFrame:
+        return func(pdf, **kwargs)
+
+    return run
 
 
 def _by_id(pdf: pd.DataFrame) -> pd.DataFrame:

@@ -169,7 +169,8 @@ def plan_group(size: int, budget: int, *, partition_size: int, fn: str = "fl", w
 
 @dataclasses.dataclass(frozen=True)
 class Stage2Plan:
-    """Every group of a selection with a positive budget, sorted by (task, stratum); ``groups[i].index == i``.
+    """The groups of a selection with a positive budget, indexed 0.. in (task, stratum) order (``only``
+    keeps a subset, with their indexes).
 
     ``fn``, ``gc_lambda`` and ``logdet_lambda`` define the greedy; ``seed`` the id hashes that make the
     partitions and the random orders; ``partition_size`` is P.

@@ -107,7 +107,7 @@ def select_instances(spark: SparkSession, rows: DataFrame, budgets: Mapping[Grou
                        .select("group_id", "id", "rank", _no_gain()))
     if exact := plan.of(Method.EXACT):
         buckets = _num_partitions(spark, len({g.bucket for g in exact}))
-        greedy = functools.partial(udf.greedy_on_groups, plan=plan.only(Method.EXACT), device=device)
+        greedy = udf.bind(udf.greedy_on_groups, plan=plan.only(Method.EXACT), device=device)
         results.append(rows_of(Method.EXACT).select("bucket", "group_id", "id", "embedding")
                        .repartition(buckets, "bucket").groupBy("bucket")
                        .applyInPandas(greedy, udf.RESULT_SCHEMA))
@@ -146,7 +146,7 @@ def _partitioned_groups(spark: SparkSession, rows: DataFrame, plan: Stage2Plan, 
         local = (current.repartition(by_group, "group_id")
                  .withColumn("partition", (rank % k[F.col("group_id")]).cast("int"))
                  .repartition(by_part, "group_id", "partition").groupBy("group_id", "partition")
-                 .applyInPandas(functools.partial(udf.local_greedy, plan=large, step=step, device=device),
+                 .applyInPandas(udf.bind(udf.local_greedy, plan=large, step=step, device=device),
                                 udf.LOCAL_SCHEMA)
                  .persist())
         cached.append(local)
@@ -154,10 +154,10 @@ def _partitioned_groups(spark: SparkSession, rows: DataFrame, plan: Stage2Plan, 
         done = [g for g in active if len(g.rounds) == step + 1]
         if merge := [g for g in done if g.finish is Finish.MERGE]:
             results.append(local.where(_in(merge)).groupBy("group_id").applyInPandas(
-                functools.partial(udf.merge_on_union, plan=large, device=device), udf.RESULT_SCHEMA))
+                udf.bind(udf.merge_on_union, plan=large, device=device), udf.RESULT_SCHEMA))
         if reorder := [g for g in done if g.finish is Finish.REORDER]:
             results.append(local.where(_in(reorder)).select("group_id", "id", "embedding").groupBy("group_id")
-                           .applyInPandas(functools.partial(udf.greedy_on_groups, plan=large, device=device),
+                           .applyInPandas(udf.bind(udf.greedy_on_groups, plan=large, device=device),
                                           udf.RESULT_SCHEMA))
         if interleave := [g for g in done if g.finish is Finish.INTERLEAVE]:
             order = [F.col("local_gain").desc(), F.col("partition"), F.col("local_rank")]
