@@ -6,6 +6,7 @@ The layer order itself is import-linter's contract in ``pyproject.toml`` (``lint
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 import subprocess
 import sys
@@ -60,3 +61,14 @@ def test_no_private_names_across_modules() -> None:
                 offences += [f"{path.relative_to(ROOT)}: {node.module}.{a.name}"
                              for a in node.names if a.name.startswith("_")]
     assert not offences, "private names imported across modules:\n" + "\n".join(offences)
+
+
+def test_core_names_no_command_line_flags() -> None:
+    """The core runs without the CLI: its messages and docs name settings (``num_instances``), not flags."""
+    flag = re.compile(r"(?<![\w-])--[a-z][a-z-]*")
+    found = []
+    for path in sorted((ROOT / "smart_spark" / "core").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and flag.search(node.value):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {flag.search(node.value).group()}")
+    assert not found, found

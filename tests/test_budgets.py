@@ -234,7 +234,7 @@ def test_mixture_budgets_too_few_instances_names_both_numbers() -> None:
     with pytest.raises(SmartError) as err:
         mixture_budgets([1.0, 0.5], [3, 4], 10)
     msg = str(err.value)
-    assert "7" in msg and "10" in msg and "--num-instances" in msg and "2 picked tasks" in msg
+    assert "7" in msg and "10" in msg and "num_instances" in msg and "2 picked tasks" in msg
 
 
 def test_mixture_budgets_errors() -> None:

@@ -73,7 +73,7 @@ def _cases(table: pa.Table):
     yield "zero embedding", replace(table, "embedding", [[0.0] * 8] + emb[1:]), {}, "all-zero"
     yield "mixed dims", replace(table, "embedding", [[1.0] * 9] + emb[1:]), {}, "mixed dimension"
     yield "too many instances", table, {"num_instances": 10_000}, "600"
-    yield "too many tasks", table, {"num_tasks": 7}, "--num-tasks 7 is larger than the 6 tasks"
+    yield "too many tasks", table, {"num_tasks": 7}, "num_tasks 7 is larger than the 6 tasks"
     bad_tmpl = replace(table, "template_type", ["zs_weird"] + table.column("template_type").to_pylist()[1:])
     yield "flan unknown template", bad_tmpl, {}, "zs_weird"
     yield "empty input", table.slice(0, 0), {}, "has no rows"

@@ -17,6 +17,7 @@ from smart_spark.core.partitioned import (
     partition_keys,
     partitioned_greedy_select,
 )
+from smart_spark.core.stage2_plan import Finish, Method, Round, Source, plan_group, plan_stage2, plan_sweep
 from smart_spark.errors import SmartError
 
 
@@ -164,3 +165,55 @@ def test_input_errors() -> None:
     X[13, 2] = np.nan
     with pytest.raises(SmartError, match="row 13"):
         partitioned_greedy_select(X, "fl", 2, partition_size=10)
+
+
+def test_plan_methods_rounds_and_finishes() -> None:
+    P = 100
+    assert plan_group(30, 30, partition_size=P).method is Method.WHOLE
+    assert plan_group(30, 30, partition_size=P, whole=False).method is Method.EXACT
+    assert plan_group(500, 10, partition_size=P, fn="random").method is Method.RANDOM
+    assert plan_group(100, 10, partition_size=P).method is Method.EXACT
+    shares = plan_group(250, 80, partition_size=P)  # k = 3, b > P // 2
+    assert (shares.method, shares.finish) == (Method.SHARES, Finish.REORDER)
+    assert shares.rounds == (Round(250, 3, (27, 27, 26)),) and shares.rounds[0].sizes == (84, 83, 83)
+    assert plan_group(250, 120, partition_size=P).finish is Finish.INTERLEAVE
+    rounds = plan_group(1000, 25, partition_size=P)  # 10 x 25 = 250 > P, then 3 x 25 = 75 <= P
+    assert (rounds.method, rounds.finish) == (Method.ROUNDS, Finish.MERGE)
+    assert [(r.candidates, r.partitions, r.union) for r in rounds.rounds] == [(1000, 10, 250), (250, 3, 75)]
+    with pytest.raises(SmartError, match="budget 31 is outside 0..30"):
+        plan_group(30, 31, partition_size=P)
+
+
+def test_stage2_plan_orders_groups_and_packs_exact_ones_into_buckets() -> None:
+    sizes = {("b", "x"): 3000, ("a", None): 2000, ("a", "y"): 2500, ("c", None): 5000, ("d", None): 40}
+    budgets = {("b", "x"): 10, ("a", None): 5, ("a", "y"): 2500, ("c", None): 7, ("d", None): 0}
+    plan = plan_stage2(budgets, sizes, fn="fl", partition_size=6000, seed=1, bucket_rows=4096)
+    assert [(g.index, g.task, g.stratum) for g in plan.groups] == [(0, "a", None), (1, "a", "y"),
+                                                                   (2, "b", "x"), (3, "c", None)]
+    assert [g.method for g in plan.groups] == [Method.EXACT, Method.WHOLE, Method.EXACT, Method.EXACT]
+    assert [g.bucket for g in plan.groups] == [0, None, 1, 2]  # 2000 + 3000 > 4096; 5000 alone
+    assert plan.group(2) is plan.groups[2] and plan.only(Method.WHOLE).group(1).budget == 2500
+
+
+@pytest.mark.parametrize("n,budget,P", [(1000, 25, 100), (300, 40, 80), (777, 400, 90), (250, 80, 100)])
+def test_planned_partition_sizes_are_the_hash_partitions(n: int, budget: int, P: int) -> None:
+    """The plan's partition sizes (from counts) are those :func:`assign_partitions` makes (from ids)."""
+    plan = plan_group(n, budget, partition_size=P)
+    ids = np.array([f"id-{i}" for i in range(n)])
+    part = assign_partitions(partition_keys(ids, 5), ids, plan.rounds[0].partitions)
+    assert tuple(np.bincount(part).tolist()) == plan.rounds[0].sizes
+
+
+def test_sweep_plan_shares_prefixes_and_selects_large_groups_apart() -> None:
+    sizes = {("a", None): 50, ("b", None): 500, ("c", None): 500, ("d", None): 30}
+    budgets = [{("a", None): 10, ("b", None): 20, ("c", None): 40, ("d", None): 30},
+               {("a", None): 50, ("b", None): 60, ("c", None): 40, ("d", None): 0}]
+    sweep = plan_sweep(budgets, sizes, fn="fl", partition_size=100)
+    # a: 10 is a prefix of the shared selection, 50 takes it whole; b (> P, two partial budgets): apart;
+    # c: one budget, shared; d: whole in the first mixture only.
+    assert sweep.shared == {("a", None): 10, ("c", None): 40}
+    assert sweep.whole == {("a", None): 50, ("d", None): 30}
+    assert sweep.mixtures[0] == ((("a", None), 10, Source.SHARED), (("b", None), 20, Source.APART),
+                                 (("c", None), 40, Source.SHARED), (("d", None), 30, Source.WHOLE))
+    assert [sweep.apart(m) for m in (0, 1)] == [{("b", None): 20}, {("b", None): 60}]
+    assert plan_sweep(budgets, sizes, fn="random", partition_size=100).shared[("b", None)] == 60

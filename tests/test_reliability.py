@@ -24,9 +24,9 @@ from cluster import TABLE_KEYS, JobDriver, canon, logs_on_failure, read_table, s
 
 from jobs.smart_mixture import run
 from smart_spark.cli.settings import make_config
+from smart_spark.core.stage2_plan import plan_stage2
 from smart_spark.datasets.synthetic import synthetic_table
 from smart_spark.failpoints import POINTS, InjectedFailure
-from smart_spark.spark.selection import plan_groups
 
 pytestmark = pytest.mark.spark
 
@@ -186,13 +186,14 @@ def results(output, run_id: str) -> tuple[list, list]:
 
 
 def group_kinds(synth, output, run_id: str, partition_size: int) -> set[str]:
-    """The stage-2 regimes (plan_groups kinds) this run's groups fall into at ``partition_size``."""
+    """The stage-2 methods (``plan_stage2``) this run's groups fall into at ``partition_size``."""
     weights = read_table(f"{output}/task_weights")
     weights = weights[(weights["run_id"] == run_id) & weights["selected"]]
     table = pq.read_table(synth / "one.parquet", columns=["task", "template_type"]).to_pandas()
     sizes = {k: int(v) for k, v in table.groupby(["task", "template_type"]).size().items()}
     budgets = {(r.task, s): int(b) for r in weights.itertuples() for s, b in dict(r.stratum_budgets).items()}
-    return {p["kind"] for p in plan_groups(budgets, sizes, fn="fl", partition_size=partition_size)}
+    plan = plan_stage2(budgets, sizes, fn="fl", partition_size=partition_size, seed=23)
+    return {group.method.value for group in plan.groups}
 
 
 def test_same_input_and_seed_give_identical_results(spark, synth, tmp_path):
@@ -221,7 +222,7 @@ def test_same_input_and_seed_give_identical_results(spark, synth, tmp_path):
 
     # Groups larger than P (regimes A and B): the same small P under the other variations.
     small = 40
-    assert {"exact", "A", "B"} <= group_kinds(synth, out, "ref", small)
+    assert {"exact", "rounds", "shares"} <= group_kinds(synth, out, "ref", small)
     run(spark, synth_config(synth, out, "small-ref", partition_size=small))
     want_small = results(out, "small-ref")
     assert want_small[1] == want[1]  # stage 1 does not depend on P

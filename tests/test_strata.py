@@ -94,7 +94,7 @@ def test_errors() -> None:
     with pytest.raises(SmartError) as err:
         split_strata(11, {"a": 4, "b": 6})
     assert "11" in str(err.value) and "10" in str(err.value)
-    with pytest.raises(SmartError, match="--strata"):
+    with pytest.raises(SmartError, match="strata must be one of"):
         split_strata(1, {"a": 1}, "even")
     with pytest.raises(SmartError, match="more than once"):
         split_strata(1, {"a": 1}, hierarchy={"x": ["a"], "y": ["a"]})

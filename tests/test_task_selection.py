@@ -92,7 +92,7 @@ def test_errors() -> None:
     with pytest.raises(SmartError) as err:
         select_tasks(means, "random", 0, names=names)
     assert "3" in str(err.value) and "0" in str(err.value)
-    with pytest.raises(SmartError, match="--task-fn"):
+    with pytest.raises(SmartError, match="task_fn must be one of"):
         select_tasks(means, "kmeans", 2, names=names)
     zero = means.copy()
     zero[1] = 0

@@ -1,17 +1,30 @@
-"""``applyInPandas`` functions of stage 2: the greedy on one group, partition or union of picks.
+"""``applyInPandas`` functions of stage 2: each runs one step of the stage-2 plan on the rows it is given.
 
-Each call sees at most P rows (the partition size), sorts them by id (so ties go to the smallest id)
-and calls the numpy core. Input frames carry ``id``, ``embedding`` and the budget columns named below;
-outputs carry ``rank`` (0-based pick order) and ``gain`` (the greedy's marginal gain).
+The plan (:class:`smart_spark.core.stage2_plan.Stage2Plan`) says how many picks every greedy makes; these
+functions only sort rows by id (so ties go to the smallest id), call the numpy core and label the picks.
+A call holds one partition or one union of a large group (at most P rows each), or a bucket of whole
+EXACT groups (each at most P rows, one greedy per group): no greedy ever holds more than P rows.
+
+Frames in carry ``group_id`` (the plan's group index), ``id`` and ``embedding`` (array<float>);
+partition steps add ``partition``, and their picks carry ``local_rank`` / ``local_gain``. Selections come
+out as :data:`RESULT_SCHEMA`: ``rank`` (0-based pick order) and ``gain`` (the greedy's marginal gain).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
-from smart_spark.core.greedy import greedy_select, objective
-from smart_spark.core.partitioned import part_budgets
+from smart_spark.core.greedy import greedy_select, normalize_rows
+from smart_spark.core.partitioned import merge_union
+from smart_spark.core.stage2_plan import Stage2Plan
+from smart_spark.errors import SmartError
+
+RESULT_SCHEMA = "group_id int, id string, rank int, gain double"
+LOCAL_SCHEMA = ("group_id int, partition int, id string, embedding array<float>, local_rank int, "
+                "local_gain double")
 
 
 def fl_device(device: str, fn: str = "fl") -> str:
@@ -33,77 +46,83 @@ def fl_device(device: str, fn: str = "fl") -> str:
     return resolve_device(device)
 
 
+def bind(func: Callable[..., pd.DataFrame], /, **kwargs: object) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """``func`` with ``kwargs`` bound, as the plain typed function ``applyInPandas`` expects (it reads the
+    type hints of what it is given; a ``functools.partial`` has none it can read, and pyspark warns)."""
+
+    def run(pdf: pd.DataFrame) -> pd.DataFrame:
+        return func(pdf, **kwargs)
+
+    return run
+
+
+def _by_id(pdf: pd.DataFrame) -> pd.DataFrame:
+    return pdf.sort_values("id", kind="stable").reset_index(drop=True)
+
+
 def _matrix(pdf: pd.DataFrame) -> np.ndarray:
     """(n, d) float32 embeddings of the frame's rows."""
     return np.stack(pdf["embedding"].to_numpy()).astype(np.float32, copy=False)
 
 
-def _picks(pdf: pd.DataFrame, order: np.ndarray, gains: np.ndarray, keep: list[str]) -> pd.DataFrame:
-    out = pdf.iloc[order][keep].reset_index(drop=True)
+def _greedy(pdf: pd.DataFrame, plan: Stage2Plan, budget: int, device: str) -> tuple[np.ndarray, np.ndarray]:
+    """(order, gains) of the greedy over the (id-sorted) frame's rows for ``budget`` picks."""
+    return greedy_select(_matrix(pdf), plan.fn, budget, gc_lambda=plan.gc_lambda,
+                         logdet_lambda=plan.logdet_lambda, device=fl_device(device, plan.fn))
+
+
+def _picks(pdf: pd.DataFrame, order: np.ndarray, gains: np.ndarray) -> pd.DataFrame:
+    """The picked rows as :data:`RESULT_SCHEMA`."""
+    out = pdf.iloc[order][["group_id", "id"]].reset_index(drop=True)
     out["rank"] = np.arange(len(order), dtype=np.int32)
     out["gain"] = np.asarray(gains, dtype=np.float64)
     return out
 
 
-def greedy_on_group(pdf: pd.DataFrame, *, fn: str, gc_lambda: float, logdet_lambda: float,
-                    keep: list[str], device: str = "cpu") -> pd.DataFrame:
-    """Exact greedy over the frame's rows for ``budget`` (a column, constant per group) picks."""
-    pdf = pdf.sort_values("id", kind="stable").reset_index(drop=True)
-    budget = int(pdf["budget"].iloc[0])
-    order, gains = greedy_select(_matrix(pdf), fn, min(budget, len(pdf)), gc_lambda=gc_lambda,
-                                 logdet_lambda=logdet_lambda, device=fl_device(device, fn))
-    return _picks(pdf, order, gains, keep)
+def greedy_on_groups(pdf: pd.DataFrame, *, plan: Stage2Plan, device: str = "cpu") -> pd.DataFrame:
+    """The greedy of every group in the frame for its planned budget, concatenated.
 
-
-def greedy_on_groups(pdf: pd.DataFrame, *, fn: str, gc_lambda: float, logdet_lambda: float,
-                     keep: list[str], device: str = "cpu") -> pd.DataFrame:
-    """:func:`greedy_on_group` for every group ``g`` of the frame (a bucket of small groups), concatenated.
-
-    One ``applyInPandas`` call per bucket instead of per group: thousands of small groups each paid
-    the per-call conversion and scheduling overhead.
+    The frame is a bucket of EXACT groups (one call instead of one per group: thousands of small groups
+    each paid the per-call conversion and scheduling overhead), or the union of one SHARES group whose
+    b <= P picks one greedy re-orders (:attr:`~smart_spark.core.stage2_plan.Finish.REORDER`).
     """
-    outs = [greedy_on_group(sub, fn=fn, gc_lambda=gc_lambda, logdet_lambda=logdet_lambda, keep=keep,
-                            device=device) for _, sub in pdf.groupby("g", sort=True)]
-    return pd.concat(outs, ignore_index=True) if outs else pdf[keep].assign(rank=np.int32(0), gain=0.0)
+    outs = []
+    for group_id, rows in pdf.groupby("group_id", sort=True):
+        rows = _by_id(rows)
+        outs.append(_picks(rows, *_greedy(rows, plan, plan.group(int(group_id)).budget, device)))
+    if not outs:
+        return pd.DataFrame({"group_id": pd.Series(dtype=np.int32), "id": pd.Series(dtype=object),
+                             "rank": pd.Series(dtype=np.int32), "gain": pd.Series(dtype=np.float64)})
+    return pd.concat(outs, ignore_index=True)
 
 
-def greedy_on_partition(pdf: pd.DataFrame, *, fn: str, gc_lambda: float, logdet_lambda: float,
-                        keep: list[str], device: str = "cpu") -> pd.DataFrame:
-    """Local greedy on one partition of a large group.
+def local_greedy(pdf: pd.DataFrame, *, plan: Stage2Plan, step: int, device: str = "cpu") -> pd.DataFrame:
+    """One partition of one group in round ``step`` of its plan: its planned picks (:data:`LOCAL_SCHEMA`).
 
-    Columns ``budget`` (the group's b), ``k`` (partitions), ``n`` (rows being partitioned), ``part``
-    and ``regime`` (``A``: min(b, size) picks; ``B``: the partition's proportional share of b).
+    The picks keep their embedding for the next round or the group's finish.
     """
-    pdf = pdf.sort_values("id", kind="stable").reset_index(drop=True)
-    budget, k, n, part = (int(pdf[c].iloc[0]) for c in ("budget", "k", "n", "part"))
-    if pdf["regime"].iloc[0] == "A":
-        local = min(budget, len(pdf))
-    else:
-        sizes = np.full(k, n // k, dtype=np.int64)
-        sizes[: n % k] += 1
-        local = int(part_budgets(sizes, budget)[part])
-    order, gains = greedy_select(_matrix(pdf), fn, local, gc_lambda=gc_lambda, logdet_lambda=logdet_lambda,
-                                 device=fl_device(device, fn))
-    return _picks(pdf, order, gains, keep)
+    pdf = _by_id(pdf)
+    group_id, partition = int(pdf["group_id"].iloc[0]), int(pdf["partition"].iloc[0])
+    this_round = plan.group(group_id).rounds[step]
+    if len(pdf) != this_round.sizes[partition]:
+        raise SmartError(f"stage 2: partition {partition} of group {group_id} holds {len(pdf)} rows in round "
+                         f"{step}, the plan expects {this_round.sizes[partition]}")
+    order, gains = _greedy(pdf, plan, this_round.picks[partition], device)
+    out = pdf.iloc[order][["group_id", "partition", "id", "embedding"]].reset_index(drop=True)
+    out["local_rank"] = np.arange(len(order), dtype=np.int32)
+    out["local_gain"] = np.asarray(gains, dtype=np.float64)
+    return out
 
 
-def merge_union(pdf: pd.DataFrame, *, fn: str, gc_lambda: float, logdet_lambda: float,
-                keep: list[str], device: str = "cpu") -> pd.DataFrame:
-    """Final step of regime A on the union U of the local picks (|U| <= P).
-
-    Greedy on U for ``budget`` picks; returned unless some partition's local solution (columns ``part``,
-    ``lrank``, ``lgain``) has a strictly larger objective on U (ties between those: lower part).
-    """
-    pdf = pdf.sort_values("id", kind="stable").reset_index(drop=True)
-    X = _matrix(pdf)
-    budget = int(pdf["budget"].iloc[0])
-    order, gains = greedy_select(X, fn, budget, gc_lambda=gc_lambda, logdet_lambda=logdet_lambda,
-                                 device=fl_device(device, fn))
-    best = objective(X, fn, order, gc_lambda=gc_lambda, logdet_lambda=logdet_lambda)
-    for part in sorted(pdf["part"].unique()):
-        rows = pdf.index[pdf["part"] == part].to_numpy()
-        local_order = rows[np.argsort(pdf.loc[rows, "lrank"].to_numpy(), kind="stable")]
-        value = objective(X, fn, local_order, gc_lambda=gc_lambda, logdet_lambda=logdet_lambda)
-        if value > best:
-            best, order, gains = value, local_order, pdf.loc[local_order, "lgain"].to_numpy()
-    return _picks(pdf, order, gains, keep)
+def merge_on_union(pdf: pd.DataFrame, *, plan: Stage2Plan, device: str = "cpu") -> pd.DataFrame:
+    """:func:`smart_spark.core.partitioned.merge_union` on one ROUNDS group's last union (|U| <= P rows,
+    the :func:`local_greedy` picks of its last round)."""
+    pdf = _by_id(pdf)
+    group = plan.group(int(pdf["group_id"].iloc[0]))
+    locals_ = [rows.index.to_numpy()[np.argsort(rows["local_rank"].to_numpy(), kind="stable")]
+               for _, rows in pdf.groupby("partition", sort=True)]
+    order, gains = merge_union(normalize_rows(_matrix(pdf)), plan.fn, group.budget, locals_,
+                               [pdf.loc[local, "local_gain"].to_numpy() for local in locals_],
+                               gc_lambda=plan.gc_lambda, logdet_lambda=plan.logdet_lambda,
+                               device=fl_device(device, plan.fn))
+    return _picks(pdf, order, gains)

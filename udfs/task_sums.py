@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 FIXED_POINT_BITS = 32
@@ -93,12 +92,6 @@ def combine_partition_sums(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Rec
         ],
         schema=schema,
     )
-
-
-def combine_task_sums(pdf: pd.DataFrame) -> pd.DataFrame:
-    """``applyInPandas`` per task: add the partitions' partial rows (exact int64 sums)."""
-    total = np.sum(np.stack(pdf["s"].to_numpy()), axis=0, dtype=np.int64)
-    return pd.DataFrame({"task": [pdf["task"].iloc[0]], "n": [int(pdf["n"].sum())], "s": [total]})
 
 
 #: The Spark schema (DDL) of the one row per partition that :func:`embedding_checks` yields.

@@ -38,14 +38,14 @@ def _exact_weights(values: list[object]) -> np.ndarray:
 
 
 def _check_feasible(sizes: np.ndarray, num_instances: object, what: str) -> int:
-    n = check_total(num_instances, "--num-instances")
+    n = check_total(num_instances, "num_instances")
     if n == 0:
-        raise SmartError("--num-instances must be > 0, got 0")
+        raise SmartError("num_instances (N') must be > 0, got 0")
     if sizes.size == 0:
-        raise SmartError(f"no {what}: cannot split --num-instances {n}")
+        raise SmartError(f"no {what}: cannot split num_instances {n}")
     held = int(sizes.sum())
     if held < n:
-        raise SmartError(f"the {sizes.size} {what} hold {held} instances, fewer than --num-instances {n}")
+        raise SmartError(f"the {sizes.size} {what} hold {held} instances, fewer than num_instances {n}")
     return n
 
 

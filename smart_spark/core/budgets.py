@@ -59,9 +59,9 @@ def taylor_softmax(gains: ArrayLike, temperature: float = 1.0) -> np.ndarray:
     if g.ndim != 1:
         raise SmartError(f"gains must be one-dimensional, got shape {g.shape}")
     if not (isinstance(temperature, int | float | np.floating | np.integer) and math.isfinite(temperature)):
-        raise SmartError(f"--temperature must be a finite number, got {temperature!r}")
+        raise SmartError(f"temperature must be a finite number, got {temperature!r}")
     if temperature <= 0:
-        raise SmartError(f"--temperature must be > 0, got {temperature}")
+        raise SmartError(f"temperature must be > 0, got {temperature}")
     if not np.all(np.isfinite(g)):
         bad = np.flatnonzero(~np.isfinite(g))
         raise SmartError(
@@ -222,19 +222,19 @@ def mixture_budgets(
         floor-then-cycle split of N' (may exceed sizes); (m,) int64 budgets after capping, each <= its
         task's size, summing to N'.
     """
-    num_instances = check_total(num_instances, "--num-instances")
+    num_instances = check_total(num_instances, "num_instances")
     if num_instances == 0:
-        raise SmartError("--num-instances must be > 0, got 0")
+        raise SmartError("num_instances (N') must be > 0, got 0")
     g = np.asarray(gains, dtype=np.float64)
     sizes = int_vector(task_sizes, "task_sizes")
     if g.ndim != 1 or g.size != sizes.size:
         raise SmartError(f"gains and task_sizes differ in length: {g.size} vs {sizes.size}")
     if g.size == 0:
-        raise SmartError("no tasks picked: cannot split --num-instances over 0 tasks")
+        raise SmartError("no tasks picked: cannot split num_instances over 0 tasks")
     held = int(sizes.sum())
     if held < num_instances:
         raise SmartError(
-            f"the {sizes.size} picked tasks hold {held} instances, fewer than --num-instances {num_instances}"
+            f"the {sizes.size} picked tasks hold {held} instances, fewer than num_instances {num_instances}"
         )
     weights = taylor_softmax(g, temperature)
     initial = split_floor_cycle(num_instances, weights)

@@ -191,19 +191,19 @@ def greedy_select(
     gc_lambda, logdet_lambda = check_lambdas(gc_lambda, logdet_lambda)
     Xn = normalize_rows(X)
     budget = check_budget(budget, Xn.shape[0])
-    if fn == "fl" and device != "cpu" and budget > 0:
-        from smart_spark.core.greedy_torch import fl_greedy_torch
-
-        return fl_greedy_torch(Xn, budget, device)
-    return greedy_unit(Xn, fn, budget, gc_lambda=gc_lambda, logdet_lambda=logdet_lambda)
+    return greedy_unit(Xn, fn, budget, gc_lambda=gc_lambda, logdet_lambda=logdet_lambda, device=device)
 
 
 def greedy_unit(
-    Xn: np.ndarray, fn: str, budget: int, *, gc_lambda: float, logdet_lambda: float
+    Xn: np.ndarray, fn: str, budget: int, *, gc_lambda: float, logdet_lambda: float, device: str = "cpu"
 ) -> tuple[np.ndarray, np.ndarray]:
     """greedy_select on already normalised float32 rows ``Xn`` (n, d) with validated arguments."""
     if budget == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    if fn == "fl" and device != "cpu":
+        from smart_spark.core.greedy_torch import fl_greedy_torch
+
+        return fl_greedy_torch(Xn, budget, device)
     if fn == "fl":
         return _greedy_fl(Xn, budget)
     with _one_blas_thread():

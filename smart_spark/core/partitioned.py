@@ -1,17 +1,17 @@
 """The partitioned greedy (GreeDi) of SMART-SPEC.md: the numpy reference for the Spark job.
 
+A group's plan (:func:`smart_spark.core.stage2_plan.plan_group`: method, rounds, each partition's picks,
+the finish) is built from counts alone; this module holds the steps that need rows and executes the plan
+in process. The Spark job (``smart_spark.spark.selection``) executes the same plan with the same steps:
+
+- :func:`partition_keys` and :func:`assign_partitions`: which partition a row falls in (Spark computes the
+  same rank of (hash, id) with a window);
+- :func:`merge_union`: the last step of regime A (ROUNDS) on the union of the picks;
+- :func:`interleave`: the last step of regime B (SHARES) when b > P (Spark sorts by the same key).
+
 No greedy ever sees more than P (``partition_size``) rows. Rows are worked on in id order, so ties go to
 the smallest id and the selected ids do not depend on the input row order. For n <= P this is exactly
-:func:`smart_spark.core.greedy.greedy_select` on the id-sorted rows. For n > P, with k = ceil(n / P)
-partitions made by :func:`assign_partitions` from seeded id hashes:
-
-- Regime A, budget <= P // 2 (GreeDi rounds): every partition picks min(b, size); the union U of the
-  picks is re-partitioned the same way while |U| > P; once |U| <= P the greedy on U picks b, and that is
-  the answer unless a partition's own solution scores strictly higher on U (ties: lower partition).
-- Regime B, budget > P // 2: partition p picks its :func:`part_budgets` share; when b <= P one greedy on
-  the union (b rows) re-orders it, else :func:`interleave` merges the local orderings by gain.
-
-The building blocks are public so that the Spark job (``spark.selection``) computes the same thing.
+:func:`smart_spark.core.greedy.greedy_select` on the id-sorted rows.
 """
 
 from __future__ import annotations
@@ -29,7 +29,11 @@ from smart_spark.core.greedy import (
     normalize_rows,
     objective_unit,
 )
+from smart_spark.core.stage2_plan import Finish, Method, num_partitions, part_budgets, plan_group
 from smart_spark.errors import SmartError
+
+__all__ = ["assign_partitions", "interleave", "merge_union", "num_partitions", "part_budgets",
+           "partition_keys", "partitioned_greedy_select"]
 
 
 def partition_keys(ids: Sequence[object] | np.ndarray, seed: int) -> np.ndarray:
@@ -54,34 +58,6 @@ def assign_partitions(keys: np.ndarray, ids: Sequence[object] | np.ndarray, k: i
     return rank % k
 
 
-def num_partitions(n: int, partition_size: int) -> int:
-    """ceil(n / P): the number of partitions for n rows."""
-    return -(-int(n) // int(partition_size))
-
-
-def part_budgets(sizes: Sequence[int] | np.ndarray, budget: int) -> np.ndarray:
-    """(k,) int64 budgets of partitions with ``sizes`` (k,) summing to ``budget``, none above its size.
-
-    Proportional floor-then-cycle: b_p = floor(budget * size_p / n) with n = sum(sizes), then the
-    remaining units one each to the partitions in partition order, cycling, skipping full ones.
-    """
-    sizes = np.asarray(sizes, dtype=np.int64)
-    n = int(sizes.sum())
-    if (sizes < 0).any():
-        raise SmartError("partition sizes must be non-negative")
-    if not 0 <= budget <= n:
-        raise SmartError(f"budget {budget} is outside 0..{n} (the rows in all partitions)")
-    if n == 0:
-        return np.zeros(sizes.size, dtype=np.int64)
-    out = np.array([budget * int(s) // n for s in sizes], dtype=np.int64)
-    left = budget - int(out.sum())
-    while left > 0:  # one pass suffices in practice (left < partitions with room); cycle to be safe
-        room = np.flatnonzero(out < sizes)[:left]
-        out[room] += 1
-        left -= room.size
-    return out
-
-
 def interleave(gains: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Merge local orderings by gain: all picks sorted by (gain descending, partition, local rank).
 
@@ -93,6 +69,33 @@ def interleave(gains: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     flat = np.concatenate([np.asarray(g, dtype=np.float64) for g in gains] or [[]])
     merged = np.lexsort((rank, part, -flat))
     return part.astype(np.int64)[merged], rank.astype(np.int64)[merged]
+
+
+def merge_union(
+    Xn: np.ndarray, fn: str, budget: int, local_orders: Sequence[np.ndarray],
+    local_gains: Sequence[np.ndarray], *, gc_lambda: float, logdet_lambda: float, device: str = "cpu",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Last step of regime A (ROUNDS) on the union U of the last round's picks.
+
+    Greedy on U for ``budget`` picks, returned unless some partition's own solution has a strictly larger
+    objective on U (ties between those: the lower partition). ``Xn``: (|U|, d) unit rows of U in id order;
+    ``local_orders[p]``: partition p's picks as positions into U, in pick order; ``local_gains[p]`` their
+    gains. Returns (order, gains): (budget,) int64 positions into U, (budget,) float64 gains.
+    """
+    order, gains = greedy_unit(Xn, fn, budget, gc_lambda=gc_lambda, logdet_lambda=logdet_lambda,
+                               device=device)
+
+    def value(picks: np.ndarray) -> float:
+        return objective_unit(Xn, fn, np.sort(picks), gc_lambda=gc_lambda, logdet_lambda=logdet_lambda)
+
+    best = value(order)
+    for local_order, local_gains_p in zip(local_orders, local_gains, strict=True):
+        local_order = np.asarray(local_order, dtype=np.int64)
+        if local_order.size == budget:
+            v = value(local_order)
+            if v > best:
+                best, order, gains = v, local_order, np.asarray(local_gains_p, dtype=np.float64)
+    return order, gains
 
 
 def _sorted_ids(ids: Sequence[object] | np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -151,52 +154,33 @@ def partitioned_greedy_select(
     Xs = Xn[by_id]
     P = int(partition_size)
 
+    plan = plan_group(n, budget, partition_size=P, fn=fn, whole=False)
+
     def greedy(rows: np.ndarray, b: int) -> tuple[np.ndarray, np.ndarray]:
         order, gains = greedy_unit(Xs[rows], fn, b, gc_lambda=gc_lambda, logdet_lambda=logdet_lambda)
         return rows[order], gains
 
-    def value(ground: np.ndarray, picks: np.ndarray) -> float:
-        local = np.searchsorted(ground, np.sort(picks))
-        return objective_unit(Xs[ground], fn, local, gc_lambda=gc_lambda, logdet_lambda=logdet_lambda)
-
-    if n <= P:
+    if plan.method is Method.EXACT:
         order, gains = greedy(np.arange(n, dtype=np.int64), budget)
         return by_id[order], gains
 
     keys = partition_keys(ids_sorted, seed)
+    candidates = np.arange(n, dtype=np.int64)  # id-sorted rows of the current round
+    for step in plan.rounds:
+        part = assign_partitions(keys[candidates], ids_sorted[candidates], step.partitions)
+        locals_ = [greedy(candidates[part == p], b) for p, b in enumerate(step.picks)]
+        candidates = np.sort(np.concatenate([order for order, _ in locals_]))  # the union
 
-    def split(rows: np.ndarray) -> list[np.ndarray]:
-        """Partitions of the id-sorted ``rows``, each id-sorted."""
-        k = num_partitions(rows.size, P)
-        part = assign_partitions(keys[rows], ids_sorted[rows], k)
-        return [rows[part == p] for p in range(k)]
-
-    if budget <= P // 2:  # regime A: GreeDi rounds
-        cand = np.arange(n, dtype=np.int64)
-        while True:
-            locals_ = [greedy(rows, min(budget, rows.size)) for rows in split(cand)]
-            union = np.sort(np.concatenate([order for order, _ in locals_]))
-            if union.size <= P:
-                break
-            assert union.size < cand.size, "GreeDi round made no progress"
-            cand = union
-        order, gains = greedy(union, budget)
-        best = value(union, order)
-        for local_order, local_gains in locals_:
-            if local_order.size == budget:
-                v = value(union, local_order)
-                if v > best:
-                    best, order, gains = v, local_order, local_gains
+    if plan.finish is Finish.MERGE:
+        order, gains = merge_union(Xs[candidates], fn, budget,
+                                   [np.searchsorted(candidates, order) for order, _ in locals_],
+                                   [gains for _, gains in locals_],
+                                   gc_lambda=gc_lambda, logdet_lambda=logdet_lambda)
+        return by_id[candidates[order]], gains
+    if plan.finish is Finish.REORDER:
+        order, gains = greedy(candidates, budget)
         return by_id[order], gains
-
-    parts = split(np.arange(n, dtype=np.int64))  # regime B: one round, proportional budgets
-    shares = part_budgets([rows.size for rows in parts], budget)
-    locals_ = [greedy(rows, int(b)) for rows, b in zip(parts, shares, strict=True)]
-    if budget <= P:
-        union = np.sort(np.concatenate([order for order, _ in locals_]))
-        order, gains = greedy(union, budget)
-        return by_id[order], gains
-    part, rank = interleave([g for _, g in locals_])
+    part, rank = interleave([g for _, g in locals_])  # Finish.INTERLEAVE
     offsets = np.cumsum([0] + [o.size for o, _ in locals_])
     flat_order = np.concatenate([o for o, _ in locals_])
     flat_gains = np.concatenate([g for _, g in locals_])

@@ -105,7 +105,7 @@ def split_strata(
         ``budget``, each is <= its count, and strata with count 0 get 0.
     """
     if mode not in STRATA_MODES:
-        raise SmartError(f"--strata must be one of {', '.join(STRATA_MODES)}, got {mode!r}")
+        raise SmartError(f"strata must be one of {', '.join(STRATA_MODES)}, got {mode!r}")
     if isinstance(budget, bool) or not isinstance(budget, int | np.integer):
         raise SmartError(f"stratum budget must be an integer, got {budget!r}")
     budget = int(budget)
@@ -122,7 +122,7 @@ def split_strata(
 
     if mode == "flan":
         if hierarchy is not None:
-            raise SmartError("--strata flan is a fixed hierarchy; give either it or a hierarchy, not both")
+            raise SmartError("strata flan is a fixed hierarchy; give either it or a hierarchy, not both")
         hierarchy = FLAN_HIERARCHY
     if hierarchy is None:
         tree: _Node = sorted(clean)

@@ -46,7 +46,7 @@ def select_tasks(
         float64 marginal gains (all 1.0 for ``random``).
     """
     if fn not in TASK_FNS:
-        raise SmartError(f"--task-fn must be one of {', '.join(TASK_FNS)}, got {fn!r}")
+        raise SmartError(f"task_fn must be one of {', '.join(TASK_FNS)}, got {fn!r}")
     X = np.asarray(means)
     if X.ndim != 2:
         raise SmartError(f"task means must be a 2-D (tasks, dim) array, got shape {X.shape}")
@@ -60,9 +60,9 @@ def select_tasks(
         raise SmartError(f"task names must be distinct; repeated: {', '.join(map(repr, dupes[:10]))}")
     k = m if num_tasks is None else num_tasks
     if isinstance(k, bool) or not isinstance(k, int | np.integer):
-        raise SmartError(f"--num-tasks must be an integer, got {num_tasks!r}")
+        raise SmartError(f"num_tasks must be an integer, got {num_tasks!r}")
     if k < 1 or k > m:
-        raise SmartError(f"--num-tasks must be between 1 and the {m} tasks in the input, got {k}")
+        raise SmartError(f"num_tasks must be between 1 and the {m} tasks in the input, got {k}")
     k = int(k)
 
     if fn == "random":

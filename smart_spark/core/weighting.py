@@ -52,12 +52,12 @@ def weigh_tasks(means: pd.DataFrame, sizes: dict[Group, int], config: Stage1Sett
     """Stage 1 of SMART-SPEC.md over ``means`` (columns task, n, mean; one row per task).
 
     ``sizes`` maps (task, stratum) to rows; stratum is None when the job has no strata.
-    ``task_groups`` (``--strategy fixed`` only) maps each task to its ``--group-col`` value.
+    ``task_groups`` (strategy ``fixed`` only) maps each task to its ``group_col`` value.
     """
     names = means["task"].to_numpy(dtype=object)
     num_tasks = len(names) if config.num_tasks is None else config.num_tasks
     if num_tasks > len(names):
-        raise SmartError(f"--num-tasks {num_tasks} is larger than the {len(names)} tasks of the input")
+        raise SmartError(f"num_tasks {num_tasks} is larger than the {len(names)} tasks of the input")
     X = np.stack(means["mean"].to_numpy()).astype(np.float32)
     if config.strategy == "smart":
         order, gains = select_tasks(X, config.task_fn, num_tasks, names=names, seed=config.seed,
@@ -115,7 +115,7 @@ def _baseline(X: np.ndarray, names: np.ndarray, sizes: np.ndarray, num_tasks: in
     if picked_sizes.sum() < config.num_instances:
         raise SmartError(
             f"the {len(order)} picked tasks hold {int(picked_sizes.sum())} instances, fewer than "
-            f"--num-instances {config.num_instances}"
+            f"num_instances {config.num_instances}"
         )
     if config.strategy == "epm":
         capped = picked_sizes if config.epm_cap is None else np.minimum(picked_sizes, config.epm_cap)
@@ -132,7 +132,7 @@ def _baseline(X: np.ndarray, names: np.ndarray, sizes: np.ndarray, num_tasks: in
                       if (groups == g).any()}
         absent = [g for g in config.group_weights if g not in group_rows]
         if absent:
-            raise SmartError(f"--group-weights name group(s) with no kept task: {', '.join(absent)}")
+            raise SmartError(f"group_weights name group(s) with no kept task: {', '.join(absent)}")
         per_group = fixed_group_budgets(group_rows, config.group_weights, config.num_instances)
         final = np.zeros(len(order), dtype=np.int64)
         for g, b in per_group.items():
