@@ -26,8 +26,15 @@ from smart_spark.core.weighting import weigh_tasks
 from smart_spark.delta import tables as delta_io
 from smart_spark.errors import SmartError
 from smart_spark.failpoints import InjectedFailure, failpoint
-from smart_spark.spark.outputs import commit_run, mixture_frame, runs_frame, task_weights_frame
+from smart_spark.spark.outputs import (
+    code_version,
+    commit_run,
+    mixture_frame,
+    runs_frame,
+    task_weights_frame,
+)
 from smart_spark.spark.reader import embedding_array, local_path, prepare_instances, read_input
+from smart_spark.spark.run_state import RunLedger, create_succeeded_view, recover
 from smart_spark.spark.selection import select_sweep
 from smart_spark.spark.session import get_spark
 from smart_spark.spark.task_stats import group_of_tasks, group_sizes, task_means, validate_embeddings
@@ -57,71 +64,82 @@ def run(spark: SparkSession, config: JobConfig) -> dict:
     refs = delta_io.output_tables(config.output)
     configs = expand_sweep(config)
 
+    # 0. Recover: runs on this output that a killed driver left unfinished are put back first.
+    for run_id, reason in recover(spark, refs, stale_after=config.stale_after, by=f"run {config.run_id}",
+                                  own_run_ids=[c.run_id for c in configs]):
+        print(f"smart_mixture: put back unfinished run {run_id}: {reason}")
+
     # 1. Read: the input table, checked before any work.
     raw, input_version = read_input(spark, config.input_spec())
     prepared = prepare_instances(raw, config.input_spec())
     clock.lap("read")
 
-    # 2. Embed: precomputed column, or the encoder over prompts with the Delta cache.
-    embed_stats = None
-    if config.embedding_col is not None:
-        instances = prepared.select("task", "stratum", "id",
-                                    embedding_array(prepared, config.embedding_col).alias("embedding"))
-    else:
-        from smart_spark.spark.embeddings import embed_with_cache
+    # From here on the runs are visible as `running` (heartbeating); a failure puts back what they wrote.
+    ledger_rows = {c.run_id: dict(started_at=started_at, config_json=c.to_json(), input_desc=c.input,
+                                  input_version=input_version, code_version=code_version()) for c in configs}
+    with RunLedger(spark, refs, ledger_rows, stale_after=config.stale_after) as ledger:
+        # 2. Embed: precomputed column, or the encoder over prompts with the Delta cache.
+        embed_stats = None
+        if config.embedding_col is not None:
+            instances = prepared.select("task", "stratum", "id",
+                                        embedding_array(prepared, config.embedding_col).alias("embedding"))
+        else:
+            from smart_spark.spark.embeddings import embed_with_cache
 
-        cache = delta_io.table_ref(config.embeddings_table) if config.embeddings_table else refs["embeddings"]
-        texts = prepared.select("task", "stratum", "id", F.col(config.prompt_col).alias("_text"))
-        instances, embed_stats = embed_with_cache(
-            spark, texts, text_col="_text", model=config.model, cache=cache, max_length=config.max_length,
-            batch_size=config.embed_batch_size, device=config.device)
-        instances = instances.select("task", "stratum", "id", "embedding")
-    instances = instances.persist()
-    flag = "--embedding-col" if config.embedding_col else "the encoder's output"
-    dim = validate_embeddings(instances, "embedding", flag=flag)
-    failpoint("after_embed")
-    clock.lap("embed")
+            cache = (delta_io.table_ref(config.embeddings_table) if config.embeddings_table
+                     else refs["embeddings"])
+            texts = prepared.select("task", "stratum", "id", F.col(config.prompt_col).alias("_text"))
+            instances, embed_stats = embed_with_cache(
+                spark, texts, text_col="_text", model=config.model, cache=cache, max_length=config.max_length,
+                batch_size=config.embed_batch_size, device=config.device)
+            instances = instances.select("task", "stratum", "id", "embedding")
+        instances = instances.persist()
+        flag = "--embedding-col" if config.embedding_col else "the encoder's output"
+        dim = validate_embeddings(instances, "embedding", flag=flag)
+        failpoint("after_embed")
+        clock.lap("embed")
 
-    # 3. Weigh tasks: per-task means (distributed sums, M rows to the driver), greedy, budgets.
-    means = task_means(instances, "embedding")
-    sizes = group_sizes(instances)
-    task_groups = group_of_tasks(prepared, config.group_col) if config.strategy == "fixed" else None
-    plans = [weigh_tasks(means, sizes, c.stage1(), task_groups) for c in configs]
-    clock.lap("weigh")
+        # 3. Weigh tasks: per-task means (distributed sums, M rows to the driver), greedy, budgets.
+        means = task_means(instances, "embedding")
+        sizes = group_sizes(instances)
+        task_groups = group_of_tasks(prepared, config.group_col) if config.strategy == "fixed" else None
+        plans = [weigh_tasks(means, sizes, c.stage1(), task_groups) for c in configs]
+        clock.lap("weigh")
 
-    # 4. Select: per (task, stratum) group, the budgeted instances by partitioned greedy.
-    instance_fn = config.instance_fn if config.strategy == "smart" else "random"  # baselines: uniform
-    selections = select_sweep(
-        spark, instances, [p.group_budgets for p in plans], sizes, fn=instance_fn,
-        partition_size=config.partition_size, seed=config.seed, gc_lambda=config.gc_lambda,
-        logdet_lambda=config.logdet_lambda, device=config.device)
-    failpoint("during_select")
-    clock.lap("select")
+        # 4. Select: per (task, stratum) group, the budgeted instances by partitioned greedy.
+        instance_fn = config.instance_fn if config.strategy == "smart" else "random"  # baselines: uniform
+        selections = select_sweep(
+            spark, instances, [p.group_budgets for p in plans], sizes, fn=instance_fn,
+            partition_size=config.partition_size, seed=config.seed, gc_lambda=config.gc_lambda,
+            logdet_lambda=config.logdet_lambda, device=config.device)
+        failpoint("during_select")
+        clock.lap("select")
 
-    # 5. Write: mixture, task_weights, then runs, for every mixture; all or nothing.
-    base = {
-        "input": config.input, "input_version": input_version, "input_rows": int(means["n"].sum()),
-        "num_tasks_total": len(means), "strategy": config.strategy,
-        "task_fn": config.task_fn if config.strategy == "smart" else config.strategy,
-        "instance_fn": instance_fn, "strata": config.strata if config.stratum_col else None,
-        "partition_size": config.partition_size, "seed": config.seed, "embedding_dim": dim,
-        "embed_stats": embed_stats, "output": config.output, "stage_seconds": clock.seconds,
-    }
-    summaries, runs = [], []
-    for c, plan, selected in zip(configs, plans, selections):
-        summary = {**base, "run_id": c.run_id, "num_instances": c.num_instances,
-                   "num_tasks_selected": int(plan.task_weights["selected"].sum()),
-                   "mixture_rows": int(sum(plan.group_budgets.values()))}
-        frames = {
-            "mixture": mixture_frame(prepared, selected, run_id=c.run_id, embedding_col=c.embedding_col),
-            "task_weights": task_weights_frame(spark, plan.task_weights, c.run_id),
-            "runs": runs_frame(spark, run_id=c.run_id, started_at=started_at,
-                               finished_at=datetime.now(timezone.utc), config_json=c.to_json(),
-                               input_desc=c.input, input_version=input_version, metrics=summary),
+        # 5. Write: mixture, task_weights, then runs, for every mixture; all or nothing.
+        base = {
+            "input": config.input, "input_version": input_version, "input_rows": int(means["n"].sum()),
+            "num_tasks_total": len(means), "strategy": config.strategy,
+            "task_fn": config.task_fn if config.strategy == "smart" else config.strategy,
+            "instance_fn": instance_fn, "strata": config.strata if config.stratum_col else None,
+            "partition_size": config.partition_size, "seed": config.seed, "embedding_dim": dim,
+            "embed_stats": embed_stats, "output": config.output, "stage_seconds": clock.seconds,
         }
-        summaries.append(summary)
-        runs.append((c.run_id, frames))
-    commit_run(spark, refs, runs, config_json=config.to_json())
+        summaries, runs = [], []
+        for c, plan, selected in zip(configs, plans, selections):
+            summary = {**base, "run_id": c.run_id, "num_instances": c.num_instances,
+                       "num_tasks_selected": int(plan.task_weights["selected"].sum()),
+                       "mixture_rows": int(sum(plan.group_budgets.values()))}
+            frames = {
+                "mixture": mixture_frame(prepared, selected, run_id=c.run_id, embedding_col=c.embedding_col),
+                "task_weights": task_weights_frame(spark, plan.task_weights, c.run_id),
+                "runs": runs_frame(spark, run_id=c.run_id, started_at=started_at,
+                                   finished_at=datetime.now(timezone.utc), config_json=c.to_json(),
+                                   input_desc=c.input, input_version=input_version, metrics=summary),
+            }
+            summaries.append(summary)
+            runs.append((c.run_id, frames))
+        commit_run(spark, refs, runs, config_json=config.to_json(), ledger=ledger)
+    create_succeeded_view(spark, config.output)
     clock.lap("write")
     for selected in selections:
         selected.unpersist()
@@ -163,9 +181,17 @@ def write_reports(config: JobConfig, refs: dict[str, delta_io.TableRef], summari
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse flags, run, and turn any failure into one clear stderr line and a non-zero status."""
+    """Parse flags, run, and turn any failure into one clear stderr line and a non-zero status.
+
+    ``recover --output OUT`` instead puts back unfinished runs and exits (:mod:`jobs.recover`).
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["recover"]:
+        from jobs.recover import main as recover_main
+
+        return recover_main(args[1:])
     try:
-        config = load_config(argv)
+        config = load_config(args)
     except SmartError as exc:
         print(f"smart_mixture: error: {exc}", file=sys.stderr)
         return 2

@@ -69,6 +69,8 @@ class JobConfig:
     num_tasks_list: list[int | None] = field(default_factory=list)
     num_instances_list: list[int] = field(default_factory=list)
     report: bool = True
+    #: Seconds without a heartbeat after which an unfinished run counts as dead (docs/reliability.md).
+    stale_after: float = 900.0
 
     def input_spec(self) -> InputSpec:
         """The input settings, for :mod:`smart_spark.spark.reader`."""
@@ -121,6 +123,7 @@ _FLAGS: list[tuple[str, type, str]] = [
     ("epm-cap", int, "EPM: cap each task's size at K before normalising (T5)"),
     ("group-col", str, "fixed: the column whose values get fixed weights (one value per task)"),
     ("group-weights", str, "fixed: weights per group value, e.g. flan=40,t0=32,niv2=20,cot=5,dialog=3"),
+    ("stale-after", float, "seconds without a heartbeat after which an unfinished run is dead and put back"),
 ]
 
 
@@ -228,7 +231,7 @@ def make_config(values: dict[str, Any]) -> JobConfig:
     values["num_instances"] = max(instances)
     for key, typ in (("epm_cap", int), ("max_length", int), ("embed_batch_size", int),
                      ("partition_size", int), ("seed", int), ("gc_lambda", float),
-                     ("logdet_lambda", float), ("temperature", float)):
+                     ("logdet_lambda", float), ("temperature", float), ("stale_after", float)):
         if key in values and values[key] is not None:
             try:
                 values[key] = typ(values[key])
@@ -272,6 +275,8 @@ def validate(config: JobConfig) -> None:
         raise SmartError(f"--partition-size must be at least 2, got {config.partition_size}")
     if config.max_length <= 0 or config.embed_batch_size <= 0:
         raise SmartError("--max-length and --embed-batch-size must be positive")
+    if not config.stale_after > 0:
+        raise SmartError(f"--stale-after must be a positive number of seconds, got {config.stale_after}")
     if config.temperature <= 0:
         raise SmartError(f"--temperature must be positive, got {config.temperature}")
     if config.gc_lambda < 0 or config.logdet_lambda <= 0:
