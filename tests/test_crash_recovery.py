@@ -16,11 +16,13 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 from cluster import REPO, TABLE_KEYS, canon, kill_pids, read_table, running_in
+from pyspark.sql import functions as F
 
 from jobs.smart_mixture import run
 from smart_spark.cli.settings import make_config
@@ -169,3 +171,36 @@ def test_slow_driver_is_not_put_back(spark, data, tmp_path):
     assert {r: runs[r]["status"] for r in runs} == {"slow": "succeeded", "fast": "succeeded"}
     mixture = read_table(f"{out}/mixture")
     assert mixture["run_id"].value_counts().to_dict() == {"slow": 120, "fast": 80}
+
+
+def test_recover_command(spark, data, tmp_path, capsys):
+    """``smart-mixture recover``: a run that stopped beating (in this process: its heartbeat stopped, its
+    ``mixture`` committed, no rollback) is left alone while its heartbeat is fresh, and put back after."""
+    from jobs.smart_mixture import main
+    from smart_spark.delta import tables as delta_io
+    from smart_spark.errors import SmartError
+    from smart_spark.spark.run_state import RunLedger
+
+    out = tmp_path / "out"
+    run(spark, make_config(values(data, out, "base", 100)))
+    base = {t: rows_of(out, t, "base") for t in ("mixture", "task_weights", "runs")}
+    refs = delta_io.output_tables(str(out))
+    row = dict(started_at=datetime.now(timezone.utc), config_json="{}", input_desc=data, input_version=None,
+               code_version="test")
+    ledger = RunLedger(spark, refs, {"dead": row}, stale_after=1.0).__enter__()
+    ledger.stop_heartbeat()  # from now on it is silent, like a killed driver
+    stray = delta_io.read(spark, refs["mixture"]).withColumn("run_id", F.lit("dead"))
+    delta_io.replace_where(spark, stray, refs["mixture"], column="run_id", value="dead")
+    with pytest.raises(SmartError, match="running in another driver"):  # one run id, two live drivers
+        run(spark, make_config(values(data, out, "dead", 100, stale=600)))
+
+    assert main(["recover", "--output", str(out), "--stale-after", "600"]) == 0  # heard from just now
+    assert runs_table(out)["dead"]["status"] == "running"
+    time.sleep(1.5)
+    assert main(["recover", "--output", str(out), "--stale-after", "1"]) == 0
+    assert "put back run dead" in capsys.readouterr().out
+    runs = runs_table(out)
+    assert runs["dead"]["status"] == "abandoned"
+    assert json.loads(runs["dead"]["metrics"])["abandoned_by"] == "smart-mixture recover"
+    assert set(read_table(f"{out}/mixture")["run_id"]) == {"base"}
+    assert all(rows_of(out, t, "base") == base[t] for t in base)

@@ -12,6 +12,7 @@ nothing: its staging folder is removed, and files of a failed commit stay unrefe
 from __future__ import annotations
 
 import json
+import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 WRITE_ID = "smartspark.writeId"  # on our commits: which version our commit got
 _STAGING = "smartspark-staging-"  # not hidden, so VACUUM removes what a crashed write left
 _HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+_RETRIES = 8  # partition overwrites retried after a concurrent commit
 
 
 def spark_uri(root: str) -> str:
@@ -101,21 +103,34 @@ def commit_files(
     commit_info: dict[str, Any] | None,
     write_id: str,
 ) -> int:
-    """One commit of ``adds`` (``overwrite`` drops files matching ``partition_filters``); its version."""
+    """One commit of ``adds`` (``overwrite`` drops files matching ``partition_filters``); its version.
+
+    delta-rs fails an overwrite whose snapshot a concurrent commit changed, even in other partitions (Delta
+    itself rebases such a commit). An overwrite of whole partitions means the same on any newer snapshot,
+    so it is retried on the latest one; anything else raises.
+    """
     from deltalake import DeltaTable
 
-    try:
-        dt.create_write_transaction(
-            adds,
-            mode=mode,
-            schema=dt.schema(),
-            partition_by=dt.metadata().partition_columns,
-            partition_filters=partition_filters,
-            commit_properties=commit_properties(commit_info, write_id),
-        )
-    except Exception as error:
-        # The files stay unreferenced (VACUUM removes them); the table is as it was.
-        raise SmartError(f"{root}: commit failed, the table is unchanged: {error}") from None
+    schema = dt.schema()
+    for attempt in range(_RETRIES + 1):
+        try:
+            dt.create_write_transaction(
+                adds,
+                mode=mode,
+                schema=schema,
+                partition_by=dt.metadata().partition_columns,
+                partition_filters=partition_filters,
+                commit_properties=commit_properties(commit_info, write_id),
+            )
+            break
+        except Exception as error:
+            if attempt < _RETRIES and partition_filters and "concurrent" in str(error).lower():
+                time.sleep(0.1 * (attempt + 1))
+                dt = DeltaTable(root)
+                if dt.schema() == schema:
+                    continue
+            # The files stay unreferenced (VACUUM removes them); the table is as it was.
+            raise SmartError(f"{root}: commit failed, the table is unchanged: {error}") from None
     latest = DeltaTable(root)
     for commit in latest.history(limit=50):  # others may have committed since ours
         if commit.get(WRITE_ID) == write_id:
