@@ -74,70 +74,69 @@ def run(spark: SparkSession, config: JobConfig) -> dict:
     prepared = prepare_instances(raw, config.input_spec())
     clock.lap("read")
 
-    # From here on the runs are visible as `running` (heartbeating); a failure puts back what they wrote.
+    # 2. Embed: precomputed column, or the encoder over prompts with the Delta cache.
+    embed_stats = None
+    if config.embedding_col is not None:
+        instances = prepared.select("task", "stratum", "id",
+                                    embedding_array(prepared, config.embedding_col).alias("embedding"))
+    else:
+        from smart_spark.spark.embeddings import embed_with_cache
+
+        cache = delta_io.table_ref(config.embeddings_table) if config.embeddings_table else refs["embeddings"]
+        texts = prepared.select("task", "stratum", "id", F.col(config.prompt_col).alias("_text"))
+        instances, embed_stats = embed_with_cache(
+            spark, texts, text_col="_text", model=config.model, cache=cache, max_length=config.max_length,
+            batch_size=config.embed_batch_size, device=config.device)
+        instances = instances.select("task", "stratum", "id", "embedding")
+    instances = instances.persist()
+    flag = "--embedding-col" if config.embedding_col else "the encoder's output"
+    dim = validate_embeddings(instances, "embedding", flag=flag)
+    failpoint("after_embed")
+    clock.lap("embed")
+
+    # 3. Weigh tasks: per-task means (distributed sums, M rows to the driver), greedy, budgets.
+    means = task_means(instances, "embedding")
+    sizes = group_sizes(instances)
+    task_groups = group_of_tasks(prepared, config.group_col) if config.strategy == "fixed" else None
+    plans = [weigh_tasks(means, sizes, c.stage1(), task_groups) for c in configs]
+    clock.lap("weigh")
+
+    # 4. Select: per (task, stratum) group, the budgeted instances by partitioned greedy.
+    instance_fn = config.instance_fn if config.strategy == "smart" else "random"  # baselines: uniform
+    selections = select_sweep(
+        spark, instances, [p.group_budgets for p in plans], sizes, fn=instance_fn,
+        partition_size=config.partition_size, seed=config.seed, gc_lambda=config.gc_lambda,
+        logdet_lambda=config.logdet_lambda, device=config.device)
+    failpoint("during_select")
+    clock.lap("select")
+
+    # 5. Write: mixture, task_weights, then runs, for every mixture; all or nothing.
+    base = {
+        "input": config.input, "input_version": input_version, "input_rows": int(means["n"].sum()),
+        "num_tasks_total": len(means), "strategy": config.strategy,
+        "task_fn": config.task_fn if config.strategy == "smart" else config.strategy,
+        "instance_fn": instance_fn, "strata": config.strata if config.stratum_col else None,
+        "partition_size": config.partition_size, "seed": config.seed, "embedding_dim": dim,
+        "embed_stats": embed_stats, "output": config.output, "stage_seconds": clock.seconds,
+    }
+    summaries, runs = [], []
+    for c, plan, selected in zip(configs, plans, selections):
+        summary = {**base, "run_id": c.run_id, "num_instances": c.num_instances,
+                   "num_tasks_selected": int(plan.task_weights["selected"].sum()),
+                   "mixture_rows": int(sum(plan.group_budgets.values()))}
+        frames = {
+            "mixture": mixture_frame(prepared, selected, run_id=c.run_id, embedding_col=c.embedding_col),
+            "task_weights": task_weights_frame(spark, plan.task_weights, c.run_id),
+            "runs": runs_frame(spark, run_id=c.run_id, started_at=started_at,
+                               finished_at=datetime.now(timezone.utc), config_json=c.to_json(),
+                               input_desc=c.input, input_version=input_version, metrics=summary),
+        }
+        summaries.append(summary)
+        runs.append((c.run_id, frames))
+    # Visible as `running` (heartbeating) from before the first commit; a failure puts back every commit.
     ledger_rows = {c.run_id: dict(started_at=started_at, config_json=c.to_json(), input_desc=c.input,
                                   input_version=input_version, code_version=code_version()) for c in configs}
     with RunLedger(spark, refs, ledger_rows, stale_after=config.stale_after) as ledger:
-        # 2. Embed: precomputed column, or the encoder over prompts with the Delta cache.
-        embed_stats = None
-        if config.embedding_col is not None:
-            instances = prepared.select("task", "stratum", "id",
-                                        embedding_array(prepared, config.embedding_col).alias("embedding"))
-        else:
-            from smart_spark.spark.embeddings import embed_with_cache
-
-            cache = (delta_io.table_ref(config.embeddings_table) if config.embeddings_table
-                     else refs["embeddings"])
-            texts = prepared.select("task", "stratum", "id", F.col(config.prompt_col).alias("_text"))
-            instances, embed_stats = embed_with_cache(
-                spark, texts, text_col="_text", model=config.model, cache=cache, max_length=config.max_length,
-                batch_size=config.embed_batch_size, device=config.device)
-            instances = instances.select("task", "stratum", "id", "embedding")
-        instances = instances.persist()
-        flag = "--embedding-col" if config.embedding_col else "the encoder's output"
-        dim = validate_embeddings(instances, "embedding", flag=flag)
-        failpoint("after_embed")
-        clock.lap("embed")
-
-        # 3. Weigh tasks: per-task means (distributed sums, M rows to the driver), greedy, budgets.
-        means = task_means(instances, "embedding")
-        sizes = group_sizes(instances)
-        task_groups = group_of_tasks(prepared, config.group_col) if config.strategy == "fixed" else None
-        plans = [weigh_tasks(means, sizes, c.stage1(), task_groups) for c in configs]
-        clock.lap("weigh")
-
-        # 4. Select: per (task, stratum) group, the budgeted instances by partitioned greedy.
-        instance_fn = config.instance_fn if config.strategy == "smart" else "random"  # baselines: uniform
-        selections = select_sweep(
-            spark, instances, [p.group_budgets for p in plans], sizes, fn=instance_fn,
-            partition_size=config.partition_size, seed=config.seed, gc_lambda=config.gc_lambda,
-            logdet_lambda=config.logdet_lambda, device=config.device)
-        failpoint("during_select")
-        clock.lap("select")
-
-        # 5. Write: mixture, task_weights, then runs, for every mixture; all or nothing.
-        base = {
-            "input": config.input, "input_version": input_version, "input_rows": int(means["n"].sum()),
-            "num_tasks_total": len(means), "strategy": config.strategy,
-            "task_fn": config.task_fn if config.strategy == "smart" else config.strategy,
-            "instance_fn": instance_fn, "strata": config.strata if config.stratum_col else None,
-            "partition_size": config.partition_size, "seed": config.seed, "embedding_dim": dim,
-            "embed_stats": embed_stats, "output": config.output, "stage_seconds": clock.seconds,
-        }
-        summaries, runs = [], []
-        for c, plan, selected in zip(configs, plans, selections):
-            summary = {**base, "run_id": c.run_id, "num_instances": c.num_instances,
-                       "num_tasks_selected": int(plan.task_weights["selected"].sum()),
-                       "mixture_rows": int(sum(plan.group_budgets.values()))}
-            frames = {
-                "mixture": mixture_frame(prepared, selected, run_id=c.run_id, embedding_col=c.embedding_col),
-                "task_weights": task_weights_frame(spark, plan.task_weights, c.run_id),
-                "runs": runs_frame(spark, run_id=c.run_id, started_at=started_at,
-                                   finished_at=datetime.now(timezone.utc), config_json=c.to_json(),
-                                   input_desc=c.input, input_version=input_version, metrics=summary),
-            }
-            summaries.append(summary)
-            runs.append((c.run_id, frames))
         commit_run(spark, refs, runs, config_json=config.to_json(), ledger=ledger)
     create_succeeded_view(spark, config.output)
     clock.lap("write")
