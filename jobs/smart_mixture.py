@@ -26,8 +26,15 @@ from smart_spark.core.weighting import weigh_tasks
 from smart_spark.delta import tables as delta_io
 from smart_spark.errors import SmartError
 from smart_spark.failpoints import InjectedFailure, failpoint
-from smart_spark.spark.outputs import commit_run, mixture_frame, runs_frame, task_weights_frame
+from smart_spark.spark.outputs import (
+    code_version,
+    commit_run,
+    mixture_frame,
+    runs_frame,
+    task_weights_frame,
+)
 from smart_spark.spark.reader import embedding_array, local_path, prepare_instances, read_input
+from smart_spark.spark.run_state import RunLedger, create_succeeded_view, recover
 from smart_spark.spark.selection import select_sweep
 from smart_spark.spark.session import get_spark
 from smart_spark.spark.task_stats import group_of_tasks, group_sizes, task_means, validate_embeddings
@@ -56,6 +63,11 @@ def run(spark: SparkSession, config: JobConfig) -> dict:
     clock = Stopwatch()
     refs = delta_io.output_tables(config.output)
     configs = expand_sweep(config)
+
+    # 0. Recover: runs on this output that a killed driver left unfinished are put back first.
+    for run_id, reason in recover(spark, refs, stale_after=config.stale_after, by=f"run {config.run_id}",
+                                  own_run_ids=[c.run_id for c in configs]):
+        print(f"smart_mixture: put back unfinished run {run_id}: {reason}")
 
     # 1. Read: the input table, checked before any work.
     raw, input_version = read_input(spark, config.input_spec())
@@ -121,7 +133,12 @@ def run(spark: SparkSession, config: JobConfig) -> dict:
         }
         summaries.append(summary)
         runs.append((c.run_id, frames))
-    commit_run(spark, refs, runs, config_json=config.to_json())
+    # Visible as `running` (heartbeating) from before the first commit; a failure puts back every commit.
+    ledger_rows = {c.run_id: dict(started_at=started_at, config_json=c.to_json(), input_desc=c.input,
+                                  input_version=input_version, code_version=code_version()) for c in configs}
+    with RunLedger(spark, refs, ledger_rows, stale_after=config.stale_after) as ledger:
+        commit_run(spark, refs, runs, config_json=config.to_json(), ledger=ledger)
+    create_succeeded_view(spark, config.output)
     clock.lap("write")
     for selected in selections:
         selected.unpersist()
@@ -163,9 +180,17 @@ def write_reports(config: JobConfig, refs: dict[str, delta_io.TableRef], summari
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse flags, run, and turn any failure into one clear stderr line and a non-zero status."""
+    """Parse flags, run, and turn any failure into one clear stderr line and a non-zero status.
+
+    ``recover --output OUT`` instead puts back unfinished runs and exits (:mod:`jobs.recover`).
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["recover"]:
+        from jobs.recover import main as recover_main
+
+        return recover_main(args[1:])
     try:
-        config = load_config(argv)
+        config = load_config(args)
     except SmartError as exc:
         print(f"smart_mixture: error: {exc}", file=sys.stderr)
         return 2

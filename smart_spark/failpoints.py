@@ -1,14 +1,20 @@
-"""Named points where tests make a run fail on purpose (``SMART_SPARK_FAILPOINT=<name>``).
+"""Named points where tests make a run fail, or pause, on purpose.
 
-The points: ``after_embed``, ``during_select``, ``after_mixture`` (between the ``mixture`` and
-``task_weights`` commits) and ``before_runs``. Unset in production: each check is one dict lookup.
+``SMART_SPARK_FAILPOINT=<name>`` raises :class:`InjectedFailure` there. ``SMART_SPARK_FAILPOINT=<name>:pause``
+(with ``SMART_SPARK_FAILPOINT_DIR=<folder>``) instead creates ``<folder>/<name>.paused`` and waits, alive,
+until ``<folder>/<name>.release`` exists: a test can then kill the process at that exact moment, or let it
+go on. The points: ``after_embed``, ``during_select``, ``after_mixture`` (between the ``mixture`` and
+``task_weights`` commits), ``after_task_weights`` and ``before_runs`` (the run's heartbeat stopped, right
+before the final ``runs`` commit). Unset in production: each check is one dict lookup.
 """
 
 from __future__ import annotations
 
 import os
+import time
+from pathlib import Path
 
-POINTS = ("after_embed", "during_select", "after_mixture", "before_runs")
+POINTS = ("after_embed", "during_select", "after_mixture", "after_task_weights", "before_runs")
 
 
 class InjectedFailure(RuntimeError):
@@ -16,7 +22,13 @@ class InjectedFailure(RuntimeError):
 
 
 def failpoint(name: str) -> None:
-    """Raise :class:`InjectedFailure` when ``SMART_SPARK_FAILPOINT`` names this point."""
+    """Raise :class:`InjectedFailure` (or pause) when ``SMART_SPARK_FAILPOINT`` names this point."""
     assert name in POINTS, name
-    if os.environ.get("SMART_SPARK_FAILPOINT") == name:
+    setting = os.environ.get("SMART_SPARK_FAILPOINT")
+    if setting == name:
         raise InjectedFailure(f"injected failure at {name}")
+    if setting == f"{name}:pause":
+        folder = Path(os.environ["SMART_SPARK_FAILPOINT_DIR"])
+        (folder / f"{name}.paused").write_text(str(os.getpid()))
+        while not (folder / f"{name}.release").exists():
+            time.sleep(0.1)

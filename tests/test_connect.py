@@ -71,7 +71,9 @@ def test_connect_run_into_a_catalog_schema(spark, sail, tmp_path, monkeypatch):
         tables = sorted(r.tableName for r in sail.sql(f"SHOW TABLES IN {schema}").collect())
         remote = sail.table(f"{schema}.smart_mixture").toPandas()
         runs = sail.table(f"{schema}.smart_runs").toPandas()
+        finished = sail.table(f"{schema}.smart_mixture_succeeded").toPandas()  # the view of finished runs
     finally:
+        sail.sql(f"DROP VIEW IF EXISTS {schema}.smart_mixture_succeeded").collect()
         for table in sail.sql(f"SHOW TABLES IN {schema}").collect():
             sail.sql(f"DROP TABLE IF EXISTS {schema}.{table.tableName}").collect()
         sail.sql(f"DROP DATABASE IF EXISTS {schema}").collect()
@@ -80,6 +82,7 @@ def test_connect_run_into_a_catalog_schema(spark, sail, tmp_path, monkeypatch):
     assert {"smart_mixture", "smart_runs", "smart_task_weights"} <= set(tables)
     assert all(t.startswith("smart_") for t in tables)
     assert sorted(runs["run_id"]) == ["a", "b"] and set(runs["status"]) == {"succeeded"}
+    assert len(finished) == len(remote) == 400
     classic = mixture_rows(str(tmp_path / "classic" / "mixture"))
     for run_id in ("a", "b"):
         mine = remote[remote["run_id"] == run_id].sort_values(["task", "stratum", "selection_rank"])

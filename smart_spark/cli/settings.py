@@ -155,6 +155,10 @@ class JobConfig:
         None, "fixed: weights per group value, e.g. flan=40,t0=32,niv2=20,cot=5,dialog=3",
         parse=parse_weights, metavar="NAME=W,...")
     report: bool = setting(True, "write report.md and the chart beside the tables")
+    # Crash consistency (docs/reliability.md).
+    stale_after: float = setting(
+        900.0, "seconds without a heartbeat after which an unfinished run is dead and its rows are put back",
+        above=0)
     #: Budget sweeps: every (M', N') pair of these lists is one mixture (``expand_sweep``); derived from
     #: num_tasks / num_instances, not flags of their own.
     num_tasks_list: list[int | None] = field(default_factory=list, metadata={"derived": True})

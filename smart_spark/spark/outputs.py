@@ -1,15 +1,14 @@
 """The run's three output tables (``mixture``, ``task_weights``, ``runs``), committed all or nothing.
 
-Each table is partitioned by ``run_id``; a run replaces only its own partition. The commits happen in
-the order mixture, task_weights, runs (a run id with no ``runs`` row did not happen). If one fails,
-the tables already committed get a compensating commit that puts this run id's rows back as they were
-before the run (read by time travel): unlike a whole-table RESTORE, that never undoes a concurrent
-run's commit to the same table.
+Each table is partitioned by ``run_id``; a run replaces only its own partition. Before them, the run's
+``running`` row (:mod:`smart_spark.spark.run_state`); then the commits in the order mixture, task_weights,
+runs (``succeeded``: a run id without that row did not finish). If one fails, the tables already committed
+get a compensating commit that puts this run id's rows back as they were before the run (read by time
+travel): unlike a whole-table RESTORE, that never undoes a concurrent run's commit to the same table.
 """
 
 from __future__ import annotations
 
-import json
 import subprocess
 from datetime import datetime
 from pathlib import Path
@@ -22,16 +21,12 @@ import smart_spark
 from smart_spark.delta import tables as delta_io
 from smart_spark.failpoints import failpoint
 from smart_spark.spark.reader import OUTPUT_COLUMNS
+from smart_spark.spark.run_state import RUN_TABLES, SUCCEEDED, RunLedger, runs_row
 
 TASK_WEIGHTS_SCHEMA = (
     "run_id string, task string, selected boolean, pick_rank int, gain double, weight double, "
     "initial_budget int, budget int, task_size int, stratum_budgets map<string,int>"
 )
-RUNS_SCHEMA = (
-    "run_id string, status string, started_at timestamp, finished_at timestamp, config string, "
-    "input string, input_version long, code_version string, metrics string"
-)
-TABLES = ("mixture", "task_weights", "runs")
 
 
 def code_version() -> str:
@@ -76,44 +71,31 @@ def task_weights_frame(spark: SparkSession, task_weights: pd.DataFrame, run_id: 
 def runs_frame(spark: SparkSession, *, run_id: str, started_at: datetime, finished_at: datetime,
                config_json: str, input_desc: str, input_version: int | None, metrics: dict) -> DataFrame:
     """The run's one ``runs`` row (status ``succeeded``)."""
-    row = (run_id, "succeeded", started_at, finished_at, config_json, input_desc, input_version,
-           code_version(), json.dumps(metrics, sort_keys=True))
-    return spark.createDataFrame([row], RUNS_SCHEMA)
+    return runs_row(spark, run_id=run_id, status=SUCCEEDED, started_at=started_at, finished_at=finished_at,
+                    config_json=config_json, input_desc=input_desc, input_version=input_version,
+                    code_version=code_version(), metrics=metrics)
 
 
 def commit_run(spark: SparkSession, refs: dict[str, delta_io.TableRef],
-               runs: list[tuple[str, dict[str, DataFrame]]], *, config_json: str) -> None:
+               runs: list[tuple[str, dict[str, DataFrame]]], *, config_json: str, ledger: RunLedger) -> None:
     """Commit every run's frames (mixture, task_weights, runs, in that order per table), all or nothing.
 
-    ``runs`` holds (run id, frames by table); a sweep has several. On any failure, every commit made
-    here is undone by a compensating commit of that run id's earlier rows, and the error re-raised.
+    ``runs`` holds (run id, frames by table); a sweep has several. ``ledger`` holds their ``running``
+    rows: each commit is recorded there, so a failure puts back every commit made (the ledger does, as the
+    error leaves its block); before each table's commits the ledger checks that no other driver declared
+    these runs abandoned. The ``runs`` commit, last, turns ``running`` into ``succeeded``.
     """
-    before = {name: delta_io.version(spark, refs[name]) for name in TABLES}
-    committed: list[tuple[str, str, DataFrame]] = []
-    try:
-        for name in TABLES:
-            if name == "task_weights":
-                failpoint("after_mixture")
-            if name == "runs":
-                failpoint("before_runs")
-            for run_id, frames in runs:
-                info = {"smartspark.run_id": run_id, "smartspark.config": config_json}
-                delta_io.replace_where(spark, frames[name], refs[name], column="run_id", value=run_id,
-                                       partition_by=["run_id"], commit_info=info)
-                committed.append((name, run_id, frames[name]))
-    except BaseException:
-        for name, run_id, frame in reversed(committed):
-            _put_back(spark, refs[name], frame, run_id=run_id, version=before[name],
-                      info={"smartspark.run_id": run_id, "smartspark.rollback": "true"})
-        raise
-
-
-def _put_back(spark: SparkSession, ref: delta_io.TableRef, frame: DataFrame, *, run_id: str,
-              version: int | None, info: dict[str, str]) -> None:
-    """Compensating commit: this run id's rows as they were at ``version`` (none if no table then)."""
-    if version is None:
-        old = spark.createDataFrame([], frame.schema)
-    else:
-        old = delta_io.read(spark, ref, version=version).where(F.col("run_id") == run_id)
-    delta_io.replace_where(spark, old, ref, column="run_id", value=run_id, partition_by=["run_id"],
-                           commit_info=info)
+    for name in RUN_TABLES:
+        if name == "task_weights":
+            failpoint("after_mixture")
+        if name == "runs":
+            failpoint("after_task_weights")
+            ledger.stop_heartbeat()  # its beats rewrite the same runs rows
+            failpoint("before_runs")
+        ledger.check_alive()
+        for run_id, frames in runs:
+            info = {"smartspark.run_id": run_id, "smartspark.config": config_json}
+            delta_io.replace_where(spark, frames[name], refs[name], column="run_id", value=run_id,
+                                   partition_by=["run_id"], commit_info=info)
+            ledger.record(name, run_id)
+    ledger.finished()
