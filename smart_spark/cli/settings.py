@@ -20,6 +20,7 @@ import yaml
 
 from smart_spark.core.weighting import Stage1Settings
 from smart_spark.errors import SmartError
+from smart_spark.spark.chat import DEFAULT_PROMPT_FROM, PROMPT_FROM
 from smart_spark.spark.reader import InputSpec
 
 SET_FUNCTIONS = ("fl", "gc", "logdet")
@@ -69,6 +70,10 @@ class JobConfig:
     num_tasks_list: list[int | None] = field(default_factory=list)
     num_instances_list: list[int] = field(default_factory=list)
     report: bool = True
+    task_expr: str | None = None
+    prompt_expr: str | None = None
+    messages_col: str | None = None
+    prompt_from: str = DEFAULT_PROMPT_FROM
 
     def input_spec(self) -> InputSpec:
         """The input settings, for :mod:`smart_spark.spark.reader`."""
@@ -121,6 +126,10 @@ _FLAGS: list[tuple[str, type, str]] = [
     ("epm-cap", int, "EPM: cap each task's size at K before normalising (T5)"),
     ("group-col", str, "fixed: the column whose values get fixed weights (one value per task)"),
     ("group-weights", str, "fixed: weights per group value, e.g. flan=40,t0=32,niv2=20,cot=5,dialog=3"),
+    ("task-expr", str, "Spark SQL expression for the task, e.g. coalesce(source, 'unknown')"),
+    ("prompt-expr", str, "Spark SQL expression for the prompt, e.g. concat_ws(' ', instruction, input)"),
+    ("messages-col", str, "chat column: array of {role, content} or {from, value} structs"),
+    ("prompt-from", str, "chat: what is embedded: first_user (default), all_user, context, chat_template"),
 ]
 
 
@@ -280,9 +289,15 @@ def validate(config: JobConfig) -> None:
         raise SmartError(f"--run-id {config.run_id!r} must be 1-128 letters, digits or _.:/- characters")
     if config.strata == "flan" and config.stratum_col is None:
         raise SmartError("--strata flan needs --stratum-col (the template-type column)")
-    cols = {"task-col": config.task_col, "id-col": config.id_col, "stratum-col": config.stratum_col,
-            "embedding-col": config.embedding_col}
-    if config.embedding_col is None:
+    _choice("prompt-from", config.prompt_from, PROMPT_FROM)
+    if config.prompt_expr is not None and config.messages_col is not None:
+        raise SmartError("--prompt-expr and --messages-col both define the prompt; give one")
+    for flag, text in (("task-expr", config.task_expr), ("prompt-expr", config.prompt_expr)):
+        if text is not None and not str(text).strip():
+            raise SmartError(f"--{flag} is empty")
+    cols = {"task-col": None if config.task_expr else config.task_col, "id-col": config.id_col,
+            "stratum-col": config.stratum_col, "embedding-col": config.embedding_col}
+    if config.embedding_col is None and config.prompt_expr is None and config.messages_col is None:
         cols["prompt-col"] = config.prompt_col
     seen: dict[str, str] = {}
     for flag, column in cols.items():
