@@ -195,7 +195,7 @@ def test_chat_job_embeds_the_prompt_and_exports_messages_unchanged(spark, tmp_pa
                         "--messages-col", column]) == 0
     with open(os.path.join(dest, "train-00000-of-00001.jsonl"), encoding="utf-8") as fh:
         exported = [json.loads(line) for line in fh]
-    assert sorted((json.dumps(e["messages"], sort_keys=True) for e in exported)) == sorted(
+    assert sorted(json.dumps(e["messages"], sort_keys=True) for e in exported) == sorted(
         json.dumps(r[column], sort_keys=True) for r in rows)
 
 
