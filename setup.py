@@ -41,6 +41,7 @@ setup(
             "sentence-transformers>=3",
             "ruff>=0.6",
             "import-linter>=2.1",
+            "lm-eval==0.4.13",  # real third-party instruction text for tests (data/README.md)
         ],
     },
 )

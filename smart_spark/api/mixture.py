@@ -254,7 +254,7 @@ def embed_stage(spark: SparkSession, prepared: DataFrame, config: JobConfig) -> 
 def write_reports(run_id: str, output: str, refs: dict[str, delta_io.TableRef],
                   mixtures: list[Mixture]) -> None:
     """report.md (and the chart) beside the tables, one per mixture of a sweep, and the console text."""
-    from smart_spark.report.markdown import format_console, write_report
+    from smart_spark.report.markdown import code, format_console, write_report
 
     local_out = local_path(output) if refs["mixture"].path else None
     sweep = len(mixtures) > 1
@@ -270,7 +270,8 @@ def write_reports(run_id: str, output: str, refs: dict[str, delta_io.TableRef],
         first = m.task_weights[m.task_weights["selected"]].sort_values("pick_rank").iloc[0]
         n = summary["num_instances"]
         index.append(f"| `{summary['run_id']}` | {summary['num_tasks_selected']} | {n:,} | "
-                     f"{summary['mixture_rows']:,} | `{first['task']}` {first['initial_budget'] / n:.2%} / "
+                     f"{summary['mixture_rows']:,} | {code(first['task'])} "
+                     f"{first['initial_budget'] / n:.2%} / "
                      f"{first['budget'] / n:.2%} |")
     if sweep and local_out is not None:
         index += ["", "Each mixture's report: `reports/<mixture>/report.md`."]
