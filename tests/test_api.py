@@ -61,14 +61,14 @@ def test_notebook_style_never_writes(spark, small_sample, tmp_path, monkeypatch)
     warehouse = spark.conf.get("spark.sql.warehouse.dir").removeprefix("file:")
     before = sorted(os.listdir(warehouse)) if os.path.isdir(warehouse) else []
     df = spark.read.json(small_sample).where("task != 'copa'")
-    result = smart_spark.build_mixture(df, num_instances=120, num_tasks=10, stratum_col="template_type",
-                                       strata="flan", run_id="nb")
+    result = smart_spark.build_mixture(df, id_col="id", num_instances=120, num_tasks=20,
+                                       stratum_col="template_type", strata="flan", run_id="nb")
     mixture = result.mixture
     assert mixture.count() == 120
     assert {"run_id", "task", "stratum", "id", "selection_rank", "selection_gain", "prompt"} <= set(
         mixture.columns)
     weights = result.task_weights
-    assert len(weights) == 36 and int(weights["selected"].sum()) == 10 and int(weights["budget"].sum()) == 120
+    assert len(weights) == 36 and int(weights["selected"].sum()) == 20 and int(weights["budget"].sum()) == 120
     assert result.summary["embed_stats"]["cache_hits"] == 0
     assert result.summary["num_tasks_total"] == 36 and set(result.summary["stage_seconds"]) == {
         "read", "embed", "weigh", "select"}
@@ -83,7 +83,7 @@ def test_notebook_style_never_writes(spark, small_sample, tmp_path, monkeypatch)
 
 
 def test_write_equals_the_jobs_tables(spark, small_sample, tmp_path):
-    settings = dict(num_instances=100, num_tasks=8, run_id="same", seed=11, report=False)
+    settings = dict(id_col="id", num_instances=100, num_tasks=16, run_id="same", seed=11, report=False)
     cli_out, api_out = str(tmp_path / "cli"), str(tmp_path / "api")
     run(spark, make_config(dict(input=small_sample, output=cli_out, **settings)))
 

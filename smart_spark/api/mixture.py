@@ -5,14 +5,14 @@ The job (``jobs/smart_mixture.py``) is a thin wrapper: read, :func:`build_mixtur
 In a notebook::
 
     >>> from smart_spark import build_mixture
-    >>> df = spark.read.json(SAMPLE)                       # task, prompt, response columns
-    >>> result = build_mixture(df, num_instances=200, num_tasks=4, run_id="nb", seed=7)
+    >>> df = spark.read.json(SAMPLE)                       # id, task, prompt, response columns
+    >>> result = build_mixture(df, id_col="id", num_instances=100, num_tasks=20, run_id="nb")
     >>> result.mixture.count()                             # a Spark DataFrame (lazy)
-    200
+    100
     >>> sorted(result.task_weights.columns)[:3]            # a pandas frame, one row per task
     ['budget', 'gain', 'initial_budget']
     >>> result.summary["num_tasks_selected"]
-    4
+    20
 
 Nothing is written unless you call ``result.write(output)`` (the ``mixture``, ``task_weights`` and
 ``runs`` Delta tables and the report under ``output``, exactly as the job writes them). Without an
