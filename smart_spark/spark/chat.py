@@ -71,11 +71,12 @@ def turns(column: str, style: str) -> Column:
         return F.struct(role.alias("role"), m[content_field].cast("string").alias("content"))
 
     normalised = F.transform(F.coalesce(F.col(column), F.array()), normalise)
-    return F.filter(normalised, lambda t: ~((t["role"] == "system") & _blank(t["content"])))
+    return F.filter(normalised, lambda t: ~((t["role"] == "system") & blank(t["content"])))
 
 
-def _blank(text: Column) -> Column:
-    return F.coalesce(F.trim(text), F.lit("")) == ""
+def blank(text: Column) -> Column:
+    """True for a null, empty or whitespace-only string (Unicode whitespace: tabs, newlines, NBSP...)."""
+    return F.coalesce(F.regexp_like(text, F.lit(r"(?U)^\s*$")), F.lit(True))
 
 
 def context(conversation: Column) -> Column:
@@ -114,7 +115,7 @@ def check_conversations(df: DataFrame, conversation: str, *, column: str, prompt
         "no user turn" + (" before the final assistant turn" if embedded is not conv else ""):
             ~F.exists(embedded, lambda t: t["role"] == "user"),
         "a user or assistant turn with empty content":
-            F.exists(conv, lambda t: t["role"].isin("user", "assistant") & _blank(t["content"])),
+            F.exists(conv, lambda t: t["role"].isin("user", "assistant") & blank(t["content"])),
     }
     aggs = []
     for i, cond in enumerate(problems.values()):

@@ -267,7 +267,8 @@ def prepare(df: DataFrame, config: InputSpec) -> tuple[DataFrame, dict[str, int]
     ]
     if embeds:
         checks.append(F.sum(F.col(PROMPT_COLUMN).isNull().cast("long")).alias("null_prompt"))
-        checks.append(F.sum((F.trim(F.col(PROMPT_COLUMN)) == "").cast("long")).alias("empty_prompts"))
+        empty = F.col(PROMPT_COLUMN).isNotNull() & chat.blank(F.col(PROMPT_COLUMN))
+        checks.append(F.sum(empty.cast("long")).alias("empty_prompts"))
     if config.stratum_col is not None:
         checks.append(F.sum(F.col("stratum").isNull().cast("long")).alias("null_stratum"))
     stats = out.agg(*checks).first().asDict()
