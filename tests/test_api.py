@@ -93,7 +93,9 @@ def test_write_equals_the_jobs_tables(spark, small_sample, tmp_path):
     result.unpersist()
     assert summary["output"] == api_out
 
-    floats = {"selection_gain", "gain", "weight"}  # the same to float rounding (row order in a group)
+    # Gains agree to float32 rounding only: the encoder's batches differ between the cached and the
+    # in-memory path (which texts are padded together), which moves embeddings by ~1e-7.
+    floats = {"selection_gain", "gain", "weight"}
     for table, key in (("mixture", ["id"]), ("task_weights", ["task"])):
         a = DeltaTable(f"{cli_out}/{table}").to_pandas().sort_values(key).reset_index(drop=True)
         b = DeltaTable(f"{api_out}/{table}").to_pandas().sort_values(key).reset_index(drop=True)
@@ -101,7 +103,7 @@ def test_write_equals_the_jobs_tables(spark, small_sample, tmp_path):
         exact = sorted(set(a.columns) - floats)
         assert a[exact].astype(str).equals(b[exact].astype(str)), table
         for col in floats & set(a.columns):
-            assert np.allclose(a[col].astype(float), b[col].astype(float), rtol=1e-9, equal_nan=True), col
+            assert np.allclose(a[col].astype(float), b[col].astype(float), rtol=1e-5, atol=1e-6, equal_nan=True), col
     runs = {name: DeltaTable(f"{out}/runs").to_pandas().iloc[0] for name, out in (("cli", cli_out),
                                                                                    ("api", api_out))}
     skip = {"stage_seconds", "output", "input", "report_path", "embed_stats"}

@@ -75,8 +75,8 @@ def turns(column: str, style: str) -> Column:
 
 
 def blank(text: Column) -> Column:
-    """True for a null, empty or whitespace-only string (Unicode whitespace: tabs, newlines, NBSP...)."""
-    return F.coalesce(F.regexp_like(text, F.lit(r"(?U)^\s*$")), F.lit(True))
+    """True for a null, empty or whitespace-only string (spaces, tabs, newlines)."""
+    return F.coalesce(text.rlike(r"^\s*$"), F.lit(True))
 
 
 def context(conversation: Column) -> Column:
