@@ -103,7 +103,8 @@ def test_write_equals_the_jobs_tables(spark, small_sample, tmp_path):
         exact = sorted(set(a.columns) - floats)
         assert a[exact].astype(str).equals(b[exact].astype(str)), table
         for col in floats & set(a.columns):
-            assert np.allclose(a[col].astype(float), b[col].astype(float), rtol=1e-5, atol=1e-6, equal_nan=True), col
+            x, y = a[col].astype(float), b[col].astype(float)
+            assert np.allclose(x, y, rtol=1e-5, atol=1e-6, equal_nan=True), col
     runs = {name: DeltaTable(f"{out}/runs").to_pandas().iloc[0] for name, out in (("cli", cli_out),
                                                                                    ("api", api_out))}
     skip = {"stage_seconds", "output", "input", "report_path", "embed_stats"}
