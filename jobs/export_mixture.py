@@ -38,7 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folder for the files (local path, /Volumes/... or a URI the driver can reach)")
     parser.add_argument("--format", choices=FORMATS, default="jsonl", help="what to write (default jsonl)")
     parser.add_argument("--chat", action="store_true",
-                        help='JSON Lines as {"messages": [system?, user, assistant]}')
+                        help='JSON Lines as {"messages": [...]}: the mixture\'s --messages-col unchanged '
+                             '(chat input), else [system?, user, assistant] from --prompt-col/--response-col')
+    parser.add_argument("--messages-col", default="messages",
+                        help="mixture column of chat turns written back by --chat (default messages)")
     parser.add_argument("--shards", type=int, default=1, help="number of files per format (default 1)")
     parser.add_argument("--seed", type=int, default=23, help="shuffle seed (default 23)")
     parser.add_argument("--prompt-col", default="prompt",

@@ -16,12 +16,15 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-stamp=".venv/.setup-$(cat setup.py | sha256sum | cut -c1-16)"
+stamp=".venv/.setup-$(cat setup.py scripts/setup.sh | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   # torch before the rest, pinned: an unpinned torch pulls several GB of CUDA packages. Where pip's
   # configured index serves CUDA builds, TORCH_INDEX_URL (e.g. PyTorch's CPU wheel index) picks the build.
   .venv/bin/python -m pip install -q ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} torch==2.13.0
   .venv/bin/python -m pip install -q -e ".[test]"
+  # Real third-party instruction text for the tests (data/README.md): lm-eval ships FLAN's MMLU
+  # chain-of-thought exemplars as a data file; only that file is read, so none of its dependencies.
+  .venv/bin/python -m pip install -q --no-deps lm-eval==0.4.13
   touch "$stamp"
 fi

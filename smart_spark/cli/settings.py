@@ -26,6 +26,7 @@ from smart_spark.core.strata import STRATA_MODES
 from smart_spark.core.task_selection import TASK_FNS
 from smart_spark.core.weighting import STRATEGIES, Stage1Settings
 from smart_spark.errors import SmartError
+from smart_spark.spark.chat import DEFAULT_PROMPT_FROM, PROMPT_FROM
 from smart_spark.spark.reader import INPUT_FORMATS, InputSpec
 
 INSTANCE_FUNCTIONS = (*FUNCTIONS, "random")
@@ -120,6 +121,14 @@ class JobConfig:
     input_format: str = setting("auto", "format of --input", choices=INPUT_FORMATS)
     task_col: str = setting("task", "task column")
     prompt_col: str = setting("prompt", "prompt column (embedded)")
+    task_expr: str | None = setting(
+        None, "Spark SQL expression for the task instead of --task-col, e.g. coalesce(source, 'unknown')")
+    prompt_expr: str | None = setting(
+        None, "Spark SQL expression for the prompt instead of --prompt-col, e.g. "
+        "concat_ws(' ', instruction, input)")
+    messages_col: str | None = setting(None, "chat input: array of {role, content} or {from, value} turns")
+    prompt_from: str = setting(DEFAULT_PROMPT_FROM, "chat input: what of a conversation is embedded",
+                               choices=PROMPT_FROM)
     response_col: str = setting("response", "response column")
     id_col: str | None = setting(None, "stable instance id column (default: hash of task, prompt, response)")
     stratum_col: str | None = setting(None, "stratum column (FLAN: template type)")
@@ -334,9 +343,14 @@ def validate(config: JobConfig) -> None:
         raise SmartError(f"--run-id {config.run_id!r} must be 1-128 letters, digits or _.:/- characters")
     if config.strata == "flan" and config.stratum_col is None:
         raise SmartError("--strata flan needs --stratum-col (the template-type column)")
-    cols = {"task-col": config.task_col, "id-col": config.id_col, "stratum-col": config.stratum_col,
-            "embedding-col": config.embedding_col}
-    if config.embedding_col is None:
+    if config.prompt_expr is not None and config.messages_col is not None:
+        raise SmartError("--prompt-expr and --messages-col both define the prompt; give one")
+    for name, text in (("task-expr", config.task_expr), ("prompt-expr", config.prompt_expr)):
+        if text is not None and not str(text).strip():
+            raise SmartError(f"--{name} is empty")
+    cols = {"task-col": None if config.task_expr else config.task_col, "id-col": config.id_col,
+            "stratum-col": config.stratum_col, "embedding-col": config.embedding_col}
+    if config.embedding_col is None and config.prompt_expr is None and config.messages_col is None:
         cols["prompt-col"] = config.prompt_col
     seen: dict[str, str] = {}
     for name, column in cols.items():

@@ -511,3 +511,43 @@ class Encoder:
 
     def __repr__(self) -> str:
         return f"Encoder({self.model_id!r}, device={self.device!r}, dim={self.dim})"
+
+
+_TOKENIZERS: dict[str, Any] = {}
+
+
+def load_tokenizer(model: str | None) -> Any:
+    """The Hugging Face tokenizer of ``model``'s transformer (no weights loaded), once per process."""
+    spec = read_spec(model)
+    tokenizer = _TOKENIZERS.get(spec.transformer_path)
+    if tokenizer is None:
+        from transformers import AutoTokenizer
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(spec.transformer_path, **spec.tokenizer_kwargs)
+        except Exception as e:  # any loading failure means the folder is not a usable model
+            raise SmartError(f"--model {spec.path}: cannot load the tokenizer: {e}") from e
+        _TOKENIZERS[spec.transformer_path] = tokenizer
+    return tokenizer
+
+
+def has_chat_template(model: str | None) -> bool:
+    """Whether ``model``'s tokenizer carries a chat template."""
+    return bool(getattr(load_tokenizer(model), "chat_template", None))
+
+
+def token_counts(model: str | None, texts: Sequence[str]) -> np.ndarray:
+    """Untruncated token counts (int64) of ``texts`` as the encoder tokenizes them (default prompt and
+    special tokens included): compare with the effective ``max_length`` to tell which get truncated."""
+    spec = read_spec(model)
+    tokenizer = load_tokenizer(model)
+    inputs = [spec.prompt + t for t in texts] if spec.prompt else list(texts)
+    if spec.do_lower_case:
+        inputs = [t.lower() for t in inputs]
+    ids = tokenizer(inputs, truncation=False, return_attention_mask=False, verbose=False)["input_ids"]
+    return np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(inputs))
+
+
+def effective_max_length(model: str | None, max_length: int) -> int:
+    """``min(max_length, the folder's limit)``: the tokens the encoder keeps of a text."""
+    return min(int(max_length), read_spec(model).max_seq_length)

@@ -66,6 +66,7 @@ class ExportOptions:
     response_col: str = "response"
     system: str | None = None
     overwrite: bool = False
+    messages_col: str = "messages"
 
     def validate(self) -> None:
         """SmartError for a bad combination of options, before any Spark work."""
@@ -136,6 +137,9 @@ def _json_frame(ranked: DataFrame, options: ExportOptions) -> tuple[DataFrame, l
     """The JSON Lines objects as columns (plus rank and shard); the keys each line holds."""
     from pyspark.sql import functions as F
 
+    if options.chat and options.messages_col in ranked.columns:  # chat input: its turns, unchanged
+        frame = ranked.select(F.col(_q(options.messages_col)).alias("messages"), RANK_COL, _SHARD)
+        return frame, ["messages"]
     prompt = F.col(_q(options.prompt_col)).cast("string")
     response = F.col(_q(options.response_col)).cast("string")
     if options.chat:
@@ -271,7 +275,15 @@ def export_mixture(spark: SparkSession, options: ExportOptions) -> dict[str, Any
     columns = rows.columns
     want_json = options.format in ("jsonl", "both")
     want_parquet = options.format in ("parquet", "both")
-    if want_json:
+    chat_input = options.chat and options.messages_col in columns
+    if chat_input:
+        if options.system is not None:
+            raise SmartError(f"--system: the mixture's {options.messages_col!r} column is written back "
+                             "unchanged; it cannot take another system message")
+        dtype = rows.schema[options.messages_col].dataType.simpleString()
+        if not dtype.startswith("array<struct<"):
+            raise SmartError(f"--messages-col {options.messages_col!r} is {dtype}, not an array of turns")
+    if want_json and not chat_input:
         missing = [f"{flag} {name!r}" for flag, name in (("--prompt-col", options.prompt_col),
                                                        ("--response-col", options.response_col))
                    if name not in columns]

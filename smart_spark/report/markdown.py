@@ -12,7 +12,9 @@ The inputs are the job's ``summary`` dict and the ``task_weights`` table of INTE
 - ``task_fn``, ``instance_fn`` (str): the stage-1 and stage-2 functions; ``strata`` (str or None).
 - ``partition_size`` (int), ``seed`` (int).
 - ``stage_seconds`` (dict stage -> seconds, e.g. read / embed / weigh / select / write).
-- ``embed_stats`` (dict with ``texts``, ``cache_hits``, ``embedded``; None when embeddings were given).
+- ``embed_stats`` (dict with ``texts``, ``cache_hits``, ``embedded`` and, from the job, ``truncated_rows``,
+  ``truncated_share``, ``max_tokens``, ``repeated_in_task``, ``texts_in_several_tasks``, ``distinct_texts``;
+  None when embeddings were given); ``empty_prompts`` (int, optional).
 - ``output`` (str): the output folder or schema.
 """
 
@@ -20,12 +22,13 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
-__all__ = ["build_report", "format_console", "write_report"]
+__all__ = ["build_report", "code", "format_console", "write_report"]
 
 MAX_CHART_TASKS = 50
 MAX_LISTED_UNSELECTED = 40
@@ -66,6 +69,20 @@ def _share(part: Any, whole: Any) -> float:
 def _md(text: Any) -> str:
     """Escape a cell for a markdown table."""
     return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def code(text: Any) -> str:
+    """``text`` as a markdown code span that survives backticks, pipes and newlines in task names
+    (safe inside table cells too)."""
+    s = _md(text)
+    if "`" not in s:
+        return f"`{s}`"
+    return f"`` {s} ``"
+
+
+def _plain(text: Any) -> str:
+    """A task name as matplotlib text: ``$`` escaped so names never turn into mathtext."""
+    return str(text).replace("$", "\\$").replace("\n", " ")
 
 
 def _strata(value: Any) -> dict[str, int] | None:
@@ -128,7 +145,8 @@ def _capped(kept: pd.DataFrame) -> pd.DataFrame:
 
 def _share_sentences(fp: dict[str, Any], n_prime: int) -> tuple[str, str | None]:
     """(the share line, the warning or None)."""
-    line = (f"The first-picked task, `{fp['task']}`, got {_pct(fp['initial_share'])} of N' before capping "
+    line = (f"The first-picked task, {code(fp['task'])}, got {_pct(fp['initial_share'])} of N' "
+            "before capping "
             f"({fp['initial']:,} of {n_prime:,}) and {_pct(fp['final_share'])} after "
             f"({fp['budget']:,} of {n_prime:,}; its size is {fp['size']:,}).")
     if not (fp["initial_share"] > WARN_SHARE or fp["final_share"] > WARN_SHARE):
@@ -146,6 +164,21 @@ def _share_sentences(fp: dict[str, Any], n_prime: int) -> tuple[str, str | None]
     if fp["final_share"] > WARN_SHARE:
         warning += " Even after capping, this task holds more than half of the mixture."
     return line, warning
+
+
+def _prompt_sentence(summary: dict) -> str:
+    """Empty, truncated and repeated prompts, from ``empty_prompts`` and ``embed_stats``."""
+    stats = summary.get("embed_stats") or {}
+    parts = [f"{_int(summary.get('empty_prompts', 0))} empty or whitespace-only (embedded as they are)"]
+    if "truncated_rows" in stats:
+        parts.append(f"{_int(stats['truncated_rows'])} ({_pct(stats['truncated_share'])}) longer "
+                     f"than the encoder's {_int(stats['max_tokens'])} tokens and truncated")
+    if "repeated_in_task" in stats:
+        parts.append(f"{_int(stats['repeated_in_task'])} rows repeat a prompt of their own task; "
+                     f"{_int(stats['texts_in_several_tasks'])} distinct prompts appear in several tasks "
+                     f"({_int(stats['distinct_texts'])} distinct prompts in all, each embedded and cached "
+                     "once)")
+    return "; ".join(parts)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -180,6 +213,7 @@ def build_report(summary: dict, task_weights: pd.DataFrame, *, chart_name: str =
     if stats:
         out.append(f"- **Embeddings:** {_int(stats.get('texts'))} texts, {_int(stats.get('cache_hits'))} "
                    f"from the cache, {_int(stats.get('embedded'))} embedded")
+        out.append(f"- **Prompts:** {_prompt_sentence(summary)}")
     else:
         out.append("- **Embeddings:** precomputed (`--embedding-col`)")
     out += [f"- **Output:** `{summary['output']}`", ""]
@@ -204,7 +238,7 @@ def build_report(summary: dict, task_weights: pd.DataFrame, *, chart_name: str =
         align = ["---" if h in ("task", "per-stratum budgets") else "---:" for h in header]
         out += ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
         for _, r in kept.iterrows():
-            cells = [str(int(r["pick_rank"])), f"`{_md(r['task'])}`", _num(r["gain"]),
+            cells = [str(int(r["pick_rank"])), code(r["task"]), _num(r["gain"]),
                      _pct(float(r["weight"])), _int(r["initial_budget"]), _int(r["budget"]),
                      _int(r["task_size"])]
             if int(r["initial_budget"]) > int(r["task_size"]):
@@ -213,7 +247,7 @@ def build_report(summary: dict, task_weights: pd.DataFrame, *, chart_name: str =
                 cells.append(_md(_strata_text(r["stratum_budgets"])))
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
-    names = " (" + ", ".join(f"`{t}`" for t in capped["task"]) + ")" if 0 < len(capped) <= 10 else ""
+    names = " (" + ", ".join(code(t) for t in capped["task"]) + ")" if 0 < len(capped) <= 10 else ""
     out += [f"Tasks capped at their size: **{len(capped)}** of {len(kept)}{names}.", ""]
 
     out += ["## Budgets chart", "", f"![Final and initial budgets by task, in pick order]({chart_name})", ""]
@@ -230,7 +264,7 @@ def build_report(summary: dict, task_weights: pd.DataFrame, *, chart_name: str =
     else:
         shown = rest[:MAX_LISTED_UNSELECTED]
         more = f", and {len(rest) - len(shown)} more" if len(rest) > len(shown) else ""
-        out.append(", ".join(f"`{t}`" for t in shown) + more + ".")
+        out.append(", ".join(code(t) for t in shown) + more + ".")
     out.append("")
     return "\n".join(out)
 
@@ -249,7 +283,7 @@ def _chart(task_weights: pd.DataFrame, summary: dict, path: str) -> None:
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     y = list(range(len(kept)))
-    labels = [f"{int(r)}  {t}" for r, t in zip(kept["pick_rank"], kept["task"], strict=True)]
+    labels = [f"{int(r)}  {_plain(t)}" for r, t in zip(kept["pick_rank"], kept["task"], strict=True)]
     initial = kept["initial_budget"].astype(float).tolist()
     final = kept["budget"].astype(float).tolist()
     sizes = kept["task_size"].astype(float).tolist()
@@ -278,8 +312,10 @@ def _chart(task_weights: pd.DataFrame, summary: dict, path: str) -> None:
                  f"(N' = {int(summary['num_instances']):,}{shown})", fontsize=10)
     if kept.empty:
         ax.text(0.5, 0.5, "no task selected", transform=ax.transAxes, ha="center")
-    fig.tight_layout()
-    fig.savefig(path, format="png")
+    with warnings.catch_warnings():  # a glyph the font lacks (CJK, emoji) is drawn as a box: not news
+        warnings.filterwarnings("ignore", message=r"Glyph .* missing from (current )?font")
+        fig.tight_layout()
+        fig.savefig(path, format="png")
 
 
 def write_report(out_dir: str, summary: dict, task_weights: pd.DataFrame, *,
@@ -314,6 +350,13 @@ def format_console(summary: dict, task_weights: pd.DataFrame) -> str:
             lines.append("  WARNING: one task dominates the weights (published SMART behaviour with raw "
                          "gains; see the report)")
     lines.append(f"  tasks capped at their size: {len(_capped(kept))}")
+    stats = summary.get("embed_stats") or {}
+    if "truncated_rows" in stats:
+        lines.append(f"  prompts: {_int(summary.get('empty_prompts', 0))} empty, "
+                     f"{_int(stats['truncated_rows'])} truncated ({_pct(stats['truncated_share'])}) "
+                     f"at {stats['max_tokens']} tokens, "
+                     f"{_int(stats.get('repeated_in_task'))} repeated within a task, "
+                     f"{_int(stats.get('texts_in_several_tasks'))} shared across tasks")
     stages = summary.get("stage_seconds") or {}
     if stages:
         total = sum(float(s) for s in stages.values())

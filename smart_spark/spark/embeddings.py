@@ -18,6 +18,7 @@ from smart_spark.delta import tables as delta_io
 from smart_spark.embed.encoder import embedding_dim, model_id
 from smart_spark.errors import SmartError
 from udfs.embed import embed_udf
+from udfs.text import token_count_udf
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -42,6 +43,54 @@ def _embed_partitions(spark: SparkSession, n_texts: int, batch_size: int) -> int
     except Exception:  # Spark Connect has no SparkContext
         slots = int(spark.conf.get("spark.sql.shuffle.partitions", "200") or 200)
     return max(1, min(2 * slots, math.ceil(n_texts / max(1, batch_size))))
+
+
+def embed_uncached(
+    spark: SparkSession,
+    df: DataFrame,
+    *,
+    text_col: str,
+    model: str | None,
+    max_length: int = 256,
+    batch_size: int = 64,
+    device: str = "auto",
+    out_col: str = "embedding",
+) -> tuple[DataFrame, dict[str, Any]]:
+    """Like :func:`embed_with_cache` with no cache table: each distinct text is embedded once (in memory,
+    persisted) and joined back; nothing is written. For notebooks that must not write."""
+    if out_col in df.columns:
+        raise SmartError(f"column {out_col!r} already exists; it would be overwritten by the embeddings")
+    key, dim = model_id(model, max_length), embedding_dim(model)
+    keyed = df.withColumn(_SHA, text_sha256(text_col))
+    distinct = keyed.select(F.col(_SHA).alias(_STORED), F.col(text_col).alias(_TEXT))
+    distinct = distinct.dropDuplicates([_STORED])
+    n_texts = distinct.count()
+    embed = embed_udf(model, max_length=max_length, batch_size=batch_size, device=device)
+    vectors = (distinct.repartition(_embed_partitions(spark, max(n_texts, 1), batch_size))
+               .select(_STORED, embed(F.col(_TEXT)).alias(out_col))
+               .persist(StorageLevel.MEMORY_AND_DISK))
+    out = keyed.join(vectors, F.col(_SHA) == F.col(_STORED), "left").drop(_SHA, _STORED)
+    return out, {"texts": n_texts, "cache_hits": 0, "embedded": n_texts, "model": key, "dim": dim}
+
+
+def count_truncated(df: DataFrame, *, text_col: str, model: str | None, max_length: int) -> dict[str, Any]:
+    """How many texts the encoder truncates: ``truncated_rows`` (rows of ``df``), ``truncated_texts``
+    (distinct texts), ``truncated_share`` (of the rows), ``max_tokens`` (the effective limit). Tokenizer
+    only, once per distinct text."""
+    from smart_spark.embed.encoder import effective_max_length
+
+    limit = effective_max_length(model, max_length)
+    sha = text_sha256(text_col)
+    distinct = df.select(sha.alias(_STORED), F.col(text_col).alias(_TEXT)).dropDuplicates([_STORED])
+    counted = distinct.select(_STORED, token_count_udf(model)(F.col(_TEXT)).alias("tokens"))
+    long_texts = counted.where(F.col("tokens") > limit).select(_STORED)
+    row = (df.select(sha.alias(_SHA)).join(long_texts, F.col(_SHA) == F.col(_STORED), "left")
+           .agg(F.count(F.lit(1)).alias("rows"), F.count(_STORED).alias("truncated_rows"),
+                F.countDistinct(_STORED).alias("truncated_texts")).first())
+    rows = int(row["rows"] or 0)
+    truncated = int(row["truncated_rows"] or 0)
+    return {"max_tokens": limit, "truncated_rows": truncated, "truncated_texts": int(row["truncated_texts"]),
+            "truncated_share": round(truncated / rows, 6) if rows else 0.0}
 
 
 def embed_with_cache(

@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 import smart_spark
 from smart_spark.delta import tables as delta_io
 from smart_spark.failpoints import failpoint
-from smart_spark.spark.reader import OUTPUT_COLUMNS
+from smart_spark.spark.reader import OUTPUT_COLUMNS, PROMPT_COLUMN
 from smart_spark.spark.run_state import RUN_TABLES, SUCCEEDED, RunLedger, runs_row
 
 TASK_WEIGHTS_SCHEMA = (
@@ -45,7 +45,7 @@ def code_version() -> str:
 def mixture_frame(prepared: DataFrame, selected: DataFrame, *, run_id: str,
                   embedding_col: str | None) -> DataFrame:
     """Every input column except the embedding column, then run_id, task, stratum, id, rank, gain."""
-    keep = [c for c in prepared.columns if c not in OUTPUT_COLUMNS and c != embedding_col]
+    keep = [c for c in prepared.columns if c not in (*OUTPUT_COLUMNS, PROMPT_COLUMN) and c != embedding_col]
     picks = selected.select("id", "selection_rank", "selection_gain")
     return (prepared.join(picks, "id").withColumn("run_id", F.lit(run_id))
             .select(*keep, *OUTPUT_COLUMNS)

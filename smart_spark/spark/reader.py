@@ -2,8 +2,11 @@
 
 ``read_input`` opens a Delta folder, Parquet, JSON Lines or a catalog table (recording the Delta version
 read); ``prepare_instances`` validates columns and values and adds the job's own columns:
-``task`` (string), ``stratum`` (string or null), ``id`` (string). Every check raises
-:class:`SmartError` naming the column and the problem.
+``task`` (string), ``stratum`` (string or null), ``id`` (string), and the text to embed
+(:data:`PROMPT_COLUMN`, string; never written to the mixture). Task and prompt come from a column, a
+Spark SQL expression (``--task-expr``/``--prompt-expr``) or, for the prompt, a chat column
+(``--messages-col``, :mod:`smart_spark.spark.chat`). Every check raises :class:`SmartError` naming the
+flag, the column and the problem.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pyspark.sql import types as T
 
 from smart_spark.delta import tables as delta_io
 from smart_spark.errors import SmartError
+from smart_spark.spark import chat
 
 #: Columns the job adds to the mixture; input columns with these names clash unless they are the mapped ones.
 OUTPUT_COLUMNS = ("run_id", "task", "stratum", "id", "selection_rank", "selection_gain")
@@ -25,6 +29,9 @@ OUTPUT_COLUMNS = ("run_id", "task", "stratum", "id", "selection_rank", "selectio
 INPUT_FORMATS = ("auto", "delta", "parquet", "json", "table")
 _TABLE_NAME = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*){0,2}$")
 _ID_SEPARATOR = "\u001f"
+#: The text the job embeds (derived prompt), a working column of the prepared frame only.
+PROMPT_COLUMN = "__smartspark_prompt"
+_TURNS = "__smartspark_turns"
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,23 @@ class InputSpec:
     id_col: str | None = None
     stratum_col: str | None = None
     embedding_col: str | None = None
+    task_expr: str | None = None
+    prompt_expr: str | None = None
+    messages_col: str | None = None
+    prompt_from: str = chat.DEFAULT_PROMPT_FROM
+    model: str | None = None  # the encoder, whose tokenizer renders --prompt-from chat_template
+
+    def prompt_flag(self) -> str:
+        """The flag (and value) the prompt comes from, for error messages."""
+        if self.messages_col is not None:
+            return f"--messages-col {self.messages_col!r}"
+        if self.prompt_expr is not None:
+            return f"--prompt-expr {self.prompt_expr!r}"
+        return f"--prompt-col {self.prompt_col!r}"
+
+    def task_flag(self) -> str:
+        """The flag (and value) the task comes from, for error messages."""
+        return f"--task-expr {self.task_expr!r}" if self.task_expr else f"--task-col {self.task_col!r}"
 
 
 def local_path(path: str) -> str | None:
@@ -129,27 +153,87 @@ def embedding_array(df: DataFrame, column: str) -> Column:
     )
 
 
-def prepare_instances(df: DataFrame, config: InputSpec) -> DataFrame:
-    """Validate the input and add ``task``, ``stratum``, ``id`` (strings); embedding column kept as is.
+def sql_expression(df: DataFrame, flag: str, text: str) -> tuple[Column, T.DataType]:
+    """``F.expr(text)`` and its type, analysed against ``df`` now (no Spark job runs).
 
-    Checks (each a :class:`SmartError` naming the problem): the named columns exist; input columns do not
-    clash with the job's output columns; the input is not empty; no null or empty task names; no null
-    prompts when the job embeds; ids unique.
+    SmartError naming ``--flag`` for a syntax error, an unknown column or function, or an aggregate.
     """
-    _require(df, "task-col", config.task_col)
-    if config.embedding_col is None:
+    try:
+        column = F.expr(text)
+        dtype = df.withColumn("__smartspark_probe", column).schema["__smartspark_probe"].dataType
+    except Exception as exc:  # ParseException, AnalysisException: their first line names the problem
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise SmartError(f"--{flag} {text!r} is not a Spark SQL expression over the input's columns: "
+                         f"{first}") from None
+    return column, dtype
+
+
+def prepare_instances(df: DataFrame, config: InputSpec) -> DataFrame:
+    """:func:`prepare` without its counts."""
+    return prepare(df, config)[0]
+
+
+def _prompt_column(df: DataFrame, config: InputSpec, embeds: bool) -> tuple[DataFrame, Column | None]:
+    """``df`` (plus the normalised turns for chat input) and the column of the text to embed."""
+    if config.messages_col is not None:
+        if config.prompt_from not in chat.PROMPT_FROM:
+            raise SmartError(f"--prompt-from must be one of {', '.join(chat.PROMPT_FROM)}, "
+                             f"got {config.prompt_from!r}")
+        style = chat.chat_style(df, config.messages_col)
+        df = df.withColumn(_TURNS, chat.turns(config.messages_col, style))
+        if config.prompt_from != "chat_template":
+            return df, chat.prompt_text(F.col(_TURNS), config.prompt_from)
+        if not embeds:
+            return df, None
+        from smart_spark.embed.encoder import has_chat_template
+        from udfs.text import chat_template_udf
+
+        if not has_chat_template(config.model):
+            raise SmartError(f"--prompt-from chat_template: the tokenizer of --model "
+                             f"{config.model or 'all-MiniLM-L6-v2 (bundled)'} has no chat template; "
+                             "use first_user, all_user or context, or a model whose tokenizer has one")
+        return df, chat_template_udf(config.model)(chat.context(F.col(_TURNS)))
+    if config.prompt_expr is not None:
+        column, dtype = sql_expression(df, "prompt-expr", config.prompt_expr)
+        if not isinstance(dtype, T.StringType):
+            raise SmartError(f"--prompt-expr {config.prompt_expr!r} gives {dtype.simpleString()}, not a "
+                             "string; cast it (e.g. cast(... as string))")
+        return df, column
+    if embeds or config.id_col is None:
         _require(df, "prompt-col", config.prompt_col)
+        return df, F.col(config.prompt_col).cast("string")
+    return df, None
+
+
+def prepare(df: DataFrame, config: InputSpec) -> tuple[DataFrame, dict[str, int]]:
+    """Validate the input and add ``task``, ``stratum``, ``id`` (strings) and :data:`PROMPT_COLUMN`.
+
+    The embedding column is kept as is. Checks (each a :class:`SmartError` naming the problem): the named
+    columns exist and the expressions analyse (before any Spark job); input columns do not clash with the
+    job's output columns; chat conversations are well formed (:func:`chat.check_conversations`); the
+    input is not empty; no null or empty task names; no null prompts when the job embeds; ids unique.
+    Empty or whitespace-only prompts are kept (embedded as they are) and counted.
+    Returns the frame and counts: ``rows``, ``empty_prompts`` (0 when nothing is embedded).
+    """
+    embeds = config.embedding_col is None
+    if config.task_expr is not None:
+        task, _ = sql_expression(df, "task-expr", config.task_expr)
     else:
+        _require(df, "task-col", config.task_col)
+        task = F.col(config.task_col)
+    task = task.cast("string")
+    df, prompt = _prompt_column(df, config, embeds)
+    if not embeds:
         embedding_array(df, config.embedding_col)
     if config.id_col is not None:
         _require(df, "id-col", config.id_col)
-    else:
-        _require(df, "prompt-col", config.prompt_col)
+    elif config.messages_col is None:
         _require(df, "response-col", config.response_col)
     if config.stratum_col is not None:
         _require(df, "stratum-col", config.stratum_col)
 
-    mapped = {"task": config.task_col, "id": config.id_col, "stratum": config.stratum_col}
+    mapped = {"task": None if config.task_expr else config.task_col, "id": config.id_col,
+              "stratum": config.stratum_col}
     clashes = [
         c for c in df.columns
         if c in OUTPUT_COLUMNS and c != config.embedding_col and mapped.get(c) != c
@@ -160,36 +244,45 @@ def prepare_instances(df: DataFrame, config: InputSpec) -> DataFrame:
             "rename them or map them with --task-col/--id-col/--stratum-col"
         )
 
-    task = F.col(config.task_col).cast("string")
     if config.id_col is not None:
         ident = F.col(config.id_col).cast("string")
+    elif config.messages_col is not None:
+        parts = [task, F.to_json(F.col(config.messages_col))]
+        ident = F.sha2(F.concat_ws(_ID_SEPARATOR, *(F.coalesce(p, F.lit("")) for p in parts)), 256)
     else:
-        parts = [F.coalesce(F.col(c).cast("string"), F.lit("")) for c in
-                 (config.task_col, config.prompt_col, config.response_col)]
-        ident = F.sha2(F.concat_ws(_ID_SEPARATOR, *parts), 256)
+        parts = [task, prompt, F.col(config.response_col).cast("string")]
+        ident = F.sha2(F.concat_ws(_ID_SEPARATOR, *(F.coalesce(p, F.lit("")) for p in parts)), 256)
     stratum = (F.col(config.stratum_col).cast("string") if config.stratum_col is not None
                else F.lit(None).cast("string"))
+    text = prompt if prompt is not None else F.lit(None).cast("string")
     out = df.withColumns({"task": task, "id": ident, "stratum": stratum})
+    if config.messages_col is not None:
+        chat.check_conversations(out, _TURNS, column=config.messages_col, prompt_from=config.prompt_from)
+    out = out.withColumn(PROMPT_COLUMN, text)
+    if config.messages_col is not None:
+        out = out.drop(_TURNS)
 
     checks = [
         F.count(F.lit(1)).alias("rows"),
         F.sum((F.col("task").isNull() | (F.trim(F.col("task")) == "")).cast("long")).alias("bad_task"),
         F.sum(F.col("id").isNull().cast("long")).alias("null_id"),
     ]
-    if config.embedding_col is None:
-        checks.append(F.sum(F.col(config.prompt_col).isNull().cast("long")).alias("null_prompt"))
+    if embeds:
+        checks.append(F.sum(F.col(PROMPT_COLUMN).isNull().cast("long")).alias("null_prompt"))
+        empty = F.col(PROMPT_COLUMN).isNotNull() & chat.blank(F.col(PROMPT_COLUMN))
+        checks.append(F.sum(empty.cast("long")).alias("empty_prompts"))
     if config.stratum_col is not None:
         checks.append(F.sum(F.col("stratum").isNull().cast("long")).alias("null_stratum"))
     stats = out.agg(*checks).first().asDict()
     if not stats["rows"]:
         raise SmartError(f"--input {config.input} has no rows")
     if stats["bad_task"]:
-        raise SmartError(f"--task-col {config.task_col!r} has {stats['bad_task']} null or empty task name(s)")
+        raise SmartError(f"{config.task_flag()} has {stats['bad_task']} null or empty task name(s)")
     if stats["null_id"]:
         raise SmartError(f"--id-col {config.id_col!r} has {stats['null_id']} null id(s)")
     if stats.get("null_prompt"):
         raise SmartError(
-            f"--prompt-col {config.prompt_col!r} has {stats['null_prompt']} null prompt(s); "
+            f"{config.prompt_flag()} has {stats['null_prompt']} null prompt(s); "
             "the job embeds prompts (or give --embedding-col)"
         )
     if stats.get("null_stratum"):
@@ -199,4 +292,21 @@ def prepare_instances(df: DataFrame, config: InputSpec) -> DataFrame:
         source = (f"--id-col {config.id_col!r}" if config.id_col
                   else "the generated (task, prompt, response) hash")
         raise SmartError(f"duplicate ids: {dup['id']!r} appears {dup['count']} times in {source}")
-    return out
+    return out, {"rows": int(stats["rows"]), "empty_prompts": int(stats.get("empty_prompts") or 0)}
+
+
+def prompt_repeats(prepared: DataFrame) -> dict[str, int]:
+    """How often prompts repeat: ``distinct_texts``, ``repeated_in_task`` (rows whose (task, text) pair
+    occurred before) and ``texts_in_several_tasks`` (texts found in two tasks or more)."""
+    sha = F.sha2(F.col(PROMPT_COLUMN), 256)
+    pairs = prepared.groupBy("task", sha.alias("sha")).agg(F.count(F.lit(1)).alias("n"))
+    per_text = pairs.groupBy("sha").agg(F.count(F.lit(1)).alias("tasks"), F.sum("n").alias("rows"))
+    row = per_text.agg(
+        F.count(F.lit(1)).alias("distinct_texts"),
+        F.sum("rows").alias("rows"),
+        F.sum("tasks").alias("pairs"),
+        F.sum((F.col("tasks") > 1).cast("long")).alias("texts_in_several_tasks"),
+    ).first()
+    return {"distinct_texts": int(row["distinct_texts"] or 0),
+            "repeated_in_task": int((row["rows"] or 0) - (row["pairs"] or 0)),
+            "texts_in_several_tasks": int(row["texts_in_several_tasks"] or 0)}

@@ -1,0 +1,1 @@
+"""The DataFrame API: :func:`build_mixture` over a DataFrame in hand (notebooks, pipelines, the job)."""

@@ -1,0 +1,295 @@
+'''Build a SMART mixture from a DataFrame already in hand; write it with one call, or not at all.
+
+The job (``jobs/smart_mixture.py``) is a thin wrapper: read, :func:`build_mixture`,
+:meth:`MixtureResult.write`.
+In a notebook::
+
+    >>> from smart_spark import build_mixture
+    >>> df = spark.read.json(SAMPLE)                       # id, task, prompt, response columns
+    >>> result = build_mixture(df, id_col="id", num_instances=100, num_tasks=20, run_id="nb")
+    >>> result.mixture.count()                             # a Spark DataFrame (lazy)
+    100
+    >>> sorted(result.task_weights.columns)[:3]            # a pandas frame, one row per task
+    ['budget', 'gain', 'initial_budget']
+    >>> result.summary["num_tasks_selected"]
+    20
+
+Nothing is written unless you call ``result.write(output)`` (the ``mixture``, ``task_weights`` and
+``runs`` Delta tables and the report under ``output``, exactly as the job writes them). Without an
+``output`` or ``embeddings_table`` the embeddings are computed in memory and not cached.
+
+Settings are the job's flags with underscores (``prompt_expr=``, ``messages_col=``, ``num_tasks=``...).
+'''
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from pyspark.sql import functions as F
+
+from smart_spark.cli.settings import JobConfig, expand_sweep, make_config
+from smart_spark.core.weighting import weigh_tasks
+from smart_spark.delta import tables as delta_io
+from smart_spark.errors import SmartError
+from smart_spark.failpoints import failpoint
+from smart_spark.spark.outputs import code_version, commit_run, mixture_frame, runs_frame, task_weights_frame
+from smart_spark.spark.reader import PROMPT_COLUMN, embedding_array, local_path, prepare, prompt_repeats
+from smart_spark.spark.run_state import RunLedger, create_succeeded_view, recover
+from smart_spark.spark.selection import select_sweep
+from smart_spark.spark.task_stats import group_of_tasks, group_sizes, task_means, validate_embeddings
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+#: ``output`` of a config built for a DataFrame that is not (yet) written anywhere.
+NOT_WRITTEN = "<not written>"
+DATAFRAME_INPUT = "<DataFrame>"
+
+
+class Stopwatch:
+    """Seconds per named stage, in the order the stages ran."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = round(self.seconds.get(stage, 0.0) + now - self._last, 3)
+        self._last = now
+
+
+@dataclass
+class Mixture:
+    """One mixture: its run id, rows (Spark, lazy), task table (pandas), summary and stage-1 plan."""
+
+    run_id: str
+    mixture: DataFrame
+    task_weights: pd.DataFrame
+    summary: dict[str, Any]
+    plan: Any = field(repr=False)
+    config: JobConfig = field(repr=False)
+
+
+@dataclass
+class MixtureResult:
+    """What :func:`build_mixture` returns: one :class:`Mixture` per (M', N') pair (one without a sweep).
+
+    ``mixture``, ``task_weights`` and ``summary`` are the single mixture's (for a sweep, ``summary``
+    lists every mixture under ``"mixtures"``; use ``mixtures`` for the frames).
+    """
+
+    config: JobConfig
+    mixtures: list[Mixture]
+    base: dict[str, Any]
+    stage_seconds: dict[str, float]
+    started_at: datetime
+    spark: SparkSession = field(repr=False)
+    _cached: list[DataFrame] = field(default_factory=list, repr=False)
+
+    @property
+    def mixture(self) -> DataFrame:
+        return self._single().mixture
+
+    @property
+    def task_weights(self) -> pd.DataFrame:
+        return self._single().task_weights
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        if len(self.mixtures) == 1:
+            return self.mixtures[0].summary
+        return {**self.base, "run_id": self.config.run_id, "mixtures": [m.summary for m in self.mixtures]}
+
+    def _single(self) -> Mixture:
+        if len(self.mixtures) != 1:
+            raise SmartError(f"this is a sweep of {len(self.mixtures)} mixtures: use .mixtures[i]")
+        return self.mixtures[0]
+
+    def write(self, output: str | None = None, *, report: bool | None = None) -> dict[str, Any]:
+        """Write every mixture's ``mixture``, ``task_weights`` and ``runs`` rows under ``output`` (a folder
+        or catalog schema; default: the ``output`` given to :func:`build_mixture`), all or nothing, then
+        the report (``report``: default the config's). Returns :attr:`summary` (with ``stage_seconds``
+        including ``write``)."""
+        output = output or self.config.output
+        if not output or output == NOT_WRITTEN:
+            raise SmartError("write() needs an output: a folder or a catalog schema (catalog.db)")
+        clock = Stopwatch()
+        refs = delta_io.output_tables(output)
+        # Runs on this output that a killed driver left unfinished are put back first (docs/reliability.md).
+        own = [m.run_id for m in self.mixtures]
+        for run_id, reason in recover(self.spark, refs, stale_after=self.config.stale_after,
+                                      by=f"run {self.config.run_id}", own_run_ids=own):
+            log.warning("put back unfinished run %s: %s", run_id, reason)
+        runs = []
+        for m in self.mixtures:
+            config = dataclasses.replace(m.config, output=output)
+            m.summary["output"] = output
+            frames = {
+                "mixture": m.mixture,
+                "task_weights": task_weights_frame(self.spark, m.task_weights, m.run_id),
+                "runs": runs_frame(self.spark, run_id=m.run_id, started_at=self.started_at,
+                                   finished_at=datetime.now(timezone.utc), config_json=config.to_json(),
+                                   input_desc=config.input, input_version=self.base["input_version"],
+                                   metrics=m.summary),
+            }
+            runs.append((m.run_id, frames))
+        config_json = dataclasses.replace(self.config, output=output).to_json()
+        # Visible as `running` (heartbeating) from before the first commit; a failure puts back every commit.
+        ledger_rows = {m.run_id: dict(started_at=self.started_at, config_json=m.config.to_json(),
+                                      input_desc=m.config.input, input_version=self.base["input_version"],
+                                      code_version=code_version()) for m in self.mixtures}
+        with RunLedger(self.spark, refs, ledger_rows, stale_after=self.config.stale_after) as ledger:
+            commit_run(self.spark, refs, runs, config_json=config_json, ledger=ledger)
+        create_succeeded_view(self.spark, output)
+        clock.lap("write")
+        self.stage_seconds.update(clock.seconds)
+        self.base["output"] = output
+        for m in self.mixtures:
+            m.summary["stage_seconds"] = dict(self.stage_seconds)
+        if self.config.report if report is None else report:
+            write_reports(self.config.run_id, output, refs, self.mixtures)
+        return self.summary
+
+    def unpersist(self) -> None:
+        """Release the cached embeddings and selections (the frames above then recompute)."""
+        for frame in self._cached:
+            frame.unpersist()
+
+
+def build_mixture(df: DataFrame, *, config: JobConfig | None = None, input_version: int | None = None,
+                  clock: Stopwatch | None = None, **settings: Any) -> MixtureResult:
+    """The SMART mixture of ``df``: prepare (checks), embed, weigh tasks, select. Writes nothing, except
+    new embeddings to the cache table when one is set (``embeddings_table``, or ``output``'s).
+
+    ``settings``: the job's settings by name (``num_instances`` required); or a ready ``config``.
+    ``clock``: a running :class:`Stopwatch` (the job's, whose ``read`` lap then covers its reading too).
+    """
+    if config is None:
+        values = {"input": DATAFRAME_INPUT, "output": NOT_WRITTEN, **settings}
+        values["output"] = values["output"] or NOT_WRITTEN
+        config = make_config(values)
+    elif settings:
+        raise SmartError("give build_mixture either config= or settings, not both")
+    spark = df.sparkSession
+    clock = clock or Stopwatch()
+    started_at = datetime.now(timezone.utc)
+    configs = expand_sweep(config)
+
+    # Prepare: the derived columns (task, id, stratum, the prompt), checked before any work.
+    prepared, counts = prepare(df, config.input_spec())
+    check_budget(configs, counts["rows"])
+    clock.lap("read")
+
+    # Embed: precomputed column, or the encoder over prompts (Delta cache unless none is set).
+    instances, embed_stats = embed_stage(spark, prepared, config)
+    instances = instances.persist()
+    flag = "--embedding-col" if config.embedding_col else "the encoder's output"
+    dim = validate_embeddings(instances, "embedding", flag=flag)
+    failpoint("after_embed")
+    clock.lap("embed")
+
+    # Weigh tasks: per-task means (distributed sums, M rows to the driver), greedy, budgets.
+    means = task_means(instances, "embedding")
+    sizes = group_sizes(instances)
+    task_groups = group_of_tasks(prepared, config.group_col) if config.strategy == "fixed" else None
+    plans = [weigh_tasks(means, sizes, c.stage1(), task_groups) for c in configs]
+    clock.lap("weigh")
+
+    # Select: per (task, stratum) group, the budgeted instances by partitioned greedy.
+    instance_fn = config.instance_fn if config.strategy == "smart" else "random"  # baselines: uniform
+    selections = select_sweep(
+        spark, instances, [p.group_budgets for p in plans], sizes, fn=instance_fn,
+        partition_size=config.partition_size, seed=config.seed, gc_lambda=config.gc_lambda,
+        logdet_lambda=config.logdet_lambda, device=config.device)
+    failpoint("during_select")
+    clock.lap("select")
+
+    base = {
+        "input": config.input, "input_version": input_version, "input_rows": int(means["n"].sum()),
+        "num_tasks_total": len(means), "strategy": config.strategy,
+        "task_fn": config.task_fn if config.strategy == "smart" else config.strategy,
+        "instance_fn": instance_fn, "strata": config.strata if config.stratum_col else None,
+        "partition_size": config.partition_size, "seed": config.seed, "embedding_dim": dim,
+        "embed_stats": embed_stats, "output": config.output, "stage_seconds": clock.seconds,
+        "empty_prompts": counts["empty_prompts"],
+    }
+    mixtures = []
+    for c, plan, selected in zip(configs, plans, selections):
+        summary = {**base, "run_id": c.run_id, "num_instances": c.num_instances,
+                   "num_tasks_selected": int(plan.task_weights["selected"].sum()),
+                   "mixture_rows": int(sum(plan.group_budgets.values()))}
+        rows = mixture_frame(prepared, selected, run_id=c.run_id, embedding_col=c.embedding_col)
+        mixtures.append(Mixture(c.run_id, rows, plan.task_weights, summary, plan, c))
+    return MixtureResult(config, mixtures, base, clock.seconds, started_at, spark,
+                         [instances, *selections])
+
+
+def check_budget(configs: list[JobConfig], rows: int) -> None:
+    """N' against the input's rows, right after reading, for every mixture that keeps all tasks."""
+    for c in configs:
+        if c.num_tasks is None and c.num_instances > rows:
+            raise SmartError(f"--num-instances {c.num_instances} is more than the input's {rows} rows "
+                             "(--num-tasks all)")
+
+
+def embed_stage(spark: SparkSession, prepared: DataFrame, config: JobConfig) -> tuple[DataFrame, Any]:
+    """(task, stratum, id, embedding) rows and the embedding stats (None for a precomputed column)."""
+    if config.embedding_col is not None:
+        emb = embedding_array(prepared, config.embedding_col).alias("embedding")
+        return prepared.select("task", "stratum", "id", emb), None
+    from smart_spark.spark.embeddings import count_truncated, embed_uncached, embed_with_cache
+
+    texts = prepared.select("task", "stratum", "id", F.col(PROMPT_COLUMN).alias("_text"))
+    options = dict(text_col="_text", model=config.model, max_length=config.max_length,
+                   batch_size=config.embed_batch_size, device=config.device)
+    cache = None
+    if config.embeddings_table:
+        cache = delta_io.table_ref(config.embeddings_table)
+    elif config.output and config.output != NOT_WRITTEN:
+        cache = delta_io.output_tables(config.output)["embeddings"]
+    if cache is None:
+        instances, stats = embed_uncached(spark, texts, **options)
+    else:
+        instances, stats = embed_with_cache(spark, texts, cache=cache, **options)
+    stats.update(count_truncated(texts, text_col="_text", model=config.model, max_length=config.max_length))
+    stats.update(prompt_repeats(prepared))
+    return instances.select("task", "stratum", "id", "embedding"), stats
+
+
+def write_reports(run_id: str, output: str, refs: dict[str, delta_io.TableRef],
+                  mixtures: list[Mixture]) -> None:
+    """report.md (and the chart) beside the tables, one per mixture of a sweep, and the console text."""
+    from smart_spark.report.markdown import code, format_console, write_report
+
+    local_out = local_path(output) if refs["mixture"].path else None
+    sweep = len(mixtures) > 1
+    index = ["# SMART budget sweep: run `" + run_id + "`", "",
+             "| mixture | M' kept | N' | rows | first task's share before / after capping |",
+             "|---|---:|---:|---:|---|"]
+    for m in mixtures:
+        summary = m.summary
+        if local_out is not None:
+            folder = os.path.join(local_out, "reports", summary["run_id"]) if sweep else local_out
+            summary["report_path"], _ = write_report(folder, summary, m.task_weights)
+        print(format_console(summary, m.task_weights))
+        first = m.task_weights[m.task_weights["selected"]].sort_values("pick_rank").iloc[0]
+        n = summary["num_instances"]
+        index.append(f"| `{summary['run_id']}` | {summary['num_tasks_selected']} | {n:,} | "
+                     f"{summary['mixture_rows']:,} | {code(first['task'])} "
+                     f"{first['initial_budget'] / n:.2%} / "
+                     f"{first['budget'] / n:.2%} |")
+    if sweep and local_out is not None:
+        index += ["", "Each mixture's report: `reports/<mixture>/report.md`."]
+        with open(os.path.join(local_out, "report.md"), "w", encoding="utf-8") as fh:
+            fh.write("\n".join(index) + "\n")
+        print("\n".join(index))
