@@ -7,6 +7,9 @@ outputs carry ``rank`` (0-based pick order) and ``gain`` (the greedy's marginal 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -31,6 +34,18 @@ def fl_device(device: str, fn: str = "fl") -> str:
     from smart_spark.embed.encoder import resolve_device
 
     return resolve_device(device)
+
+
+def frame_fn(func: Callable[..., pd.DataFrame], **kwargs: Any) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """``func`` with ``kwargs`` bound, as a plain ``pd.DataFrame -> pd.DataFrame`` function for
+    ``applyInPandas`` (a ``functools.partial`` keeps the keyword parameters in its signature, so pyspark
+    cannot read its type hints and warns on every call)."""
+
+    def apply(pdf: pd.DataFrame) -> pd.DataFrame:
+        return func(pdf, **kwargs)
+
+    apply.__name__ = apply.__qualname__ = getattr(func, "__name__", "apply")
+    return apply
 
 
 def _matrix(pdf: pd.DataFrame) -> np.ndarray:

@@ -69,6 +69,9 @@ class JobConfig:
     num_tasks_list: list[int | None] = field(default_factory=list)
     num_instances_list: list[int] = field(default_factory=list)
     report: bool = True
+    #: Console detail: ``quiet`` warnings and errors only, ``verbose`` debug detail (cli/logs.py).
+    quiet: bool = False
+    verbose: bool = False
 
     def input_spec(self) -> InputSpec:
         """The input settings, for :mod:`smart_spark.spark.reader`."""
@@ -134,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument(f"--{name}", type=typ, default=None, help=help_text)
     parser.add_argument("--no-report", dest="report", action="store_const", const=False, default=None,
                         help="do not write report.md and the chart")
+    parser.add_argument("--quiet", action="store_const", const=True, default=None,
+                        help="print warnings and errors only")
+    parser.add_argument("--verbose", action="store_const", const=True, default=None,
+                        help="print debug detail (and the JVM's warnings)")
     return parser
 
 

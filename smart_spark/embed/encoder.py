@@ -420,7 +420,9 @@ class Encoder:
 
     def __init__(self, spec: ModelSpec, *, device: str = "cpu", max_length: int = 256) -> None:
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # no tqdm bar ("Loading weights") in a job's log
         self.spec = spec
         self.device = device
         self.max_length = min(int(max_length), spec.max_seq_length)

@@ -78,6 +78,9 @@ def read_input(spark: SparkSession, config: InputSpec) -> tuple[DataFrame, int |
     """The input table and the Delta version read (None unless Delta)."""
     fmt = config.input_format if config.input_format != "auto" else detect_format(config.input)
     path = config.input
+    local = local_path(path)
+    if fmt in ("delta", "parquet", "json") and local is not None and not os.path.exists(local):
+        raise SmartError(f"--input {path} does not exist")
     try:
         if fmt == "delta":
             ref = delta_io.TableRef(path=path)
@@ -134,6 +137,11 @@ def prepare_instances(df: DataFrame, config: InputSpec) -> DataFrame:
     clash with the job's output columns; the input is not empty; no null or empty task names; no null
     prompts when the job embeds; ids unique.
     """
+    return prepare_and_count(df, config)[0]
+
+
+def prepare_and_count(df: DataFrame, config: InputSpec) -> tuple[DataFrame, int]:
+    """:func:`prepare_instances` and the input's row count (all checks in one Spark job)."""
     _require(df, "task-col", config.task_col)
     if config.embedding_col is None:
         _require(df, "prompt-col", config.prompt_col)
@@ -173,6 +181,7 @@ def prepare_instances(df: DataFrame, config: InputSpec) -> DataFrame:
         F.count(F.lit(1)).alias("rows"),
         F.sum((F.col("task").isNull() | (F.trim(F.col("task")) == "")).cast("long")).alias("bad_task"),
         F.sum(F.col("id").isNull().cast("long")).alias("null_id"),
+        F.count_distinct(F.col("id")).alias("distinct_id"),
     ]
     if config.embedding_col is None:
         checks.append(F.sum(F.col(config.prompt_col).isNull().cast("long")).alias("null_prompt"))
@@ -192,9 +201,9 @@ def prepare_instances(df: DataFrame, config: InputSpec) -> DataFrame:
         )
     if stats.get("null_stratum"):
         raise SmartError(f"--stratum-col {config.stratum_col!r} has {stats['null_stratum']} null value(s)")
-    dup = out.groupBy("id").count().where("count > 1").orderBy("id").first()
-    if dup is not None:
+    if stats["distinct_id"] != stats["rows"]:  # only then look for an example
+        dup = out.groupBy("id").count().where("count > 1").orderBy("id").first()
         source = (f"--id-col {config.id_col!r}" if config.id_col
                   else "the generated (task, prompt, response) hash")
         raise SmartError(f"duplicate ids: {dup['id']!r} appears {dup['count']} times in {source}")
-    return out
+    return out, int(stats["rows"])

@@ -139,7 +139,7 @@ def select_instances(spark: SparkSession, rows: DataFrame, budgets: Mapping[Grou
         exact = (joined.where("kind = 'exact'").select("bucket", "g", "id", "embedding", "budget")
                  .repartition(_num_partitions(spark, len(set(buckets.values()))), "bucket"))
         results.append(exact.groupBy("bucket").applyInPandas(
-            functools.partial(udf.greedy_on_groups, keep=["g", "id"], **kwargs), _RESULT_SCHEMA))
+            udf.frame_fn(udf.greedy_on_groups, keep=["g", "id"], **kwargs), _RESULT_SCHEMA))
     cached: list[DataFrame] = []
     if kinds & {"A", "B"}:
         large, cached = _large_groups(joined.where(F.col("kind").isin("A", "B")), plan,
@@ -168,9 +168,9 @@ def _large_groups(rows: DataFrame, plan: list[dict], *, partition_size: int, see
     by_part = _num_partitions(spark, sum(-(-p["n"] // partition_size) for p in large))
     regime = F.create_map(*[x for p in large for x in (F.lit(p["g"]), F.lit(p["kind"]))])
     keep = ["g", "id", "embedding", "budget", "regime", "part"]
-    local_fn = functools.partial(udf.greedy_on_partition, keep=keep, **kwargs)
-    group_fn = functools.partial(udf.greedy_on_group, keep=["g", "id"], **kwargs)
-    merge_fn = functools.partial(udf.merge_union, keep=["g", "id"], **kwargs)
+    local_fn = udf.frame_fn(udf.greedy_on_partition, keep=keep, **kwargs)
+    group_fn = udf.frame_fn(udf.greedy_on_group, keep=["g", "id"], **kwargs)
+    merge_fn = udf.frame_fn(udf.merge_union, keep=["g", "id"], **kwargs)
     results: list[DataFrame] = []
     cached: list[DataFrame] = []
 
