@@ -1,6 +1,6 @@
 """The job's settings: command-line flags and the optional YAML config, resolved and validated.
 
-Every flag of INTERFACES.md section 1 is also a key of the YAML file (``--num-tasks`` = ``num_tasks:``);
+Every flag (docs/usage.md) is also a key of the YAML file (``--num-tasks`` = ``num_tasks:``);
 a flag given on the command line overrides the file. Validation happens here, before any Spark work.
 """
 

@@ -1,4 +1,4 @@
-"""The exact greedy of SMART-SPEC.md for facility location, graph cut and log-determinant.
+"""The exact greedy (docs/algorithm.md) for facility location, graph cut and log-determinant.
 
 Every function takes embeddings ``X`` of shape (n, d) and works on the cosine kernel
 ``K_ij = x_i . x_j`` of the L2-normalised rows, with the diagonal exactly 1 and nothing shifted or

@@ -1,4 +1,4 @@
-"""The partitioned greedy (GreeDi) of SMART-SPEC.md: the numpy reference for the Spark job.
+"""The partitioned greedy (GreeDi, docs/algorithm.md): the numpy reference for the Spark job.
 
 No greedy ever sees more than P (``partition_size``) rows. Rows are worked on in id order, so ties go to
 the smallest id and the selected ids do not depend on the input row order. For n <= P this is exactly

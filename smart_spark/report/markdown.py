@@ -1,7 +1,7 @@
 """The run's readable report: markdown, a budgets chart (PNG) and a short console summary.
 
 Pure pandas and matplotlib (the Agg canvas, without pyplot, so no global backend is switched); no Spark.
-The inputs are the job's ``summary`` dict and the ``task_weights`` table of INTERFACES.md (as pandas).
+The inputs are the job's ``summary`` dict and the ``task_weights`` table (docs/tables.md; as pandas).
 
 ``summary`` keys (all present; extra keys are ignored):
 

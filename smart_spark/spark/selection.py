@@ -205,7 +205,7 @@ def select_sweep(spark: SparkSession, rows: DataFrame, budgets_list: list[Mappin
                  gc_lambda: float = 0.4, logdet_lambda: float = 1.0, device: str = "cpu") -> list[DataFrame]:
     """Selections for several budget maps (a sweep), each greedy ordering computed once.
 
-    Greedy and random orderings are prefixes (SMART-SPEC.md, stage 2), so one run to the largest budget
+    Greedy and random orderings are prefixes (docs/algorithm.md, stage 2), so one run to the largest budget
     below a group's size serves every mixture that does not take the group whole. Groups larger than P
     with several such budgets are the exception (the partitioned greedy is not nested): each budget
     gets its own selection there. Returns one frame per budget map, as :func:`select_instances`.
