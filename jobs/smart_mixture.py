@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from smart_spark.cli.logs import configure_logging, log_level
@@ -87,7 +87,7 @@ def run(spark: SparkSession, config: JobConfig) -> dict:
     with stage(spark, "weigh", "per-task mean embeddings and stage-1 budgets", seconds) as st:
         means = task_means(instances, "embedding")
         sizes = group_sizes(instances)
-        task_groups = group_of_tasks(prepared, config.group_col) if config.strategy == "fixed" else None
+        task_groups = families_of(prepared, config)
         plans = [weigh_tasks(means, sizes, c.stage1(), task_groups) for c in configs]
         st.counts.update(tasks=len(means), kept=", ".join(
             str(int(p.task_weights["selected"].sum())) for p in plans))
@@ -113,6 +113,7 @@ def run(spark: SparkSession, config: JobConfig) -> dict:
         "instance_fn": instance_fn, "strata": config.strata if config.stratum_col else None,
         "partition_size": config.partition_size, "seed": config.seed, "embedding_dim": dim,
         "embed_stats": embed_stats, "output": config.output, "stage_seconds": seconds,
+        "group_col": config.group_col if task_groups is not None else None,
     }
     summaries, runs = [], []
     with stage(spark, "write", f"write {len(configs)} mixture(s) to {config.output}", seconds) as st:
@@ -136,14 +137,31 @@ def run(spark: SparkSession, config: JobConfig) -> dict:
     instances.unpersist()
 
     if config.report:
-        write_reports(config, refs, summaries, plans, seconds)
+        write_reports(config, refs, summaries, plans, seconds, task_groups)
     if len(summaries) == 1:
         return summaries[0]
     return {**base, "run_id": config.run_id, "mixtures": summaries}
 
 
+def families_of(prepared: DataFrame, config: JobConfig) -> dict[str, str] | None:
+    """Task -> its ``--group-col`` value (M rows to the driver), or None without ``--group-col``.
+
+    ``--strategy fixed`` needs one value per task (an error otherwise); other strategies use it for the
+    report's view by family only, and fall back to task-name prefixes when it is not one value per task.
+    """
+    if not config.group_col:
+        return None
+    try:
+        return group_of_tasks(prepared, config.group_col)
+    except SmartError as exc:
+        if config.strategy == "fixed":
+            raise
+        log.warning("report families by task-name prefix instead: %s", exc)
+        return None
+
+
 def write_reports(config: JobConfig, refs: dict[str, delta_io.TableRef], summaries: list[dict],
-                  plans: list, seconds: dict[str, float]) -> None:
+                  plans: list, seconds: dict[str, float], families: dict[str, str] | None = None) -> None:
     """report.md (and the chart) beside the tables, one per mixture of a sweep, and the console text."""
     from smart_spark.report.markdown import format_console, write_report
 
@@ -156,9 +174,9 @@ def write_reports(config: JobConfig, refs: dict[str, delta_io.TableRef], summari
         summary["stage_seconds"] = seconds
         if local_out is not None:
             folder = os.path.join(local_out, "reports", summary["run_id"]) if sweep else local_out
-            summary["report_path"], _ = write_report(folder, summary, plan.task_weights)
+            summary["report_path"], _ = write_report(folder, summary, plan.task_weights, families=families)
         if not config.quiet:
-            print(format_console(summary, plan.task_weights))
+            print(format_console(summary, plan.task_weights, families))
         first = plan.task_weights[plan.task_weights["selected"]].sort_values("pick_rank").iloc[0]
         n = summary["num_instances"]
         index.append(f"| `{summary['run_id']}` | {summary['num_tasks_selected']} | {n:,} | "
