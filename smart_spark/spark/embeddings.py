@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 _SHA = "__smartspark_text_sha256"
 _TEXT = "__smartspark_text"
 _STORED = "__smartspark_stored_sha256"
-_DIM = "__smartspark_stored_dim"
 #: Embedding tasks per core slot at most: enough tasks for progress lines, few encoder loads.
 _TASKS_PER_SLOT = 8
 log = logging.getLogger(__name__)
@@ -82,30 +81,27 @@ def embed_with_cache(
 
     stored = None
     if delta_io.exists(spark, cache):
-        stored = (delta_io.read(spark, cache).where(F.col("model") == F.lit(key))
-                  .select(F.col("text_sha256").alias(_STORED), F.col("dim").alias(_DIM))
-                  .dropDuplicates([_STORED]))
+        cached = delta_io.read(spark, cache).where(F.col("model") == F.lit(key))
+        describe(spark, "embed", "check the embeddings cache")
+        wrong = cached.where(F.col("dim") != F.lit(dim)).select("dim").limit(1).collect()
+        if wrong:
+            raise SmartError(
+                f"{cache}: cached embeddings of model {key} have dim {wrong[0]['dim']}, but the model gives "
+                f"{dim}; remove those rows or use another --embeddings-table"
+            )
+        stored = cached.select(F.col("text_sha256").alias(_STORED)).dropDuplicates([_STORED])
 
     distinct = keyed.select(_SHA, F.col(text_col).alias(_TEXT)).dropDuplicates([_SHA])
     distinct = distinct.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        # One job: distinct texts, how many are not cached, and a cached dim that is not the model's.
+        # One job: distinct texts and how many of them are not cached yet.
         looked_up = distinct.select(_SHA) if stored is None else distinct.select(_SHA).join(
             stored, F.col(_SHA) == F.col(_STORED), "left")
         stored_col = F.col(_STORED) if stored is not None else F.lit(None)
-        dim_col = F.col(_DIM) if stored is not None else F.lit(None).cast("int")
         describe(spark, "embed", "look up the embeddings cache")
-        counts = looked_up.agg(
-            F.count(F.lit(1)).alias("texts"),
-            F.sum(stored_col.isNull().cast("long")).alias("missing"),
-            F.max(F.when(dim_col != F.lit(dim), dim_col)).alias("wrong_dim"),
-        ).first()
+        counts = looked_up.agg(F.count(F.lit(1)).alias("texts"),
+                               F.sum(stored_col.isNull().cast("long")).alias("missing")).first()
         n_texts, n_missing = int(counts["texts"]), int(counts["missing"] or 0)
-        if counts["wrong_dim"] is not None:
-            raise SmartError(
-                f"{cache}: cached embeddings of model {key} have dim {counts['wrong_dim']}, but the model "
-                f"gives {dim}; remove those rows or use another --embeddings-table"
-            )
         log.info("embed: %s distinct texts, %s cached, %s to embed", f"{n_texts:,}",
                  f"{n_texts - n_missing:,}", f"{n_missing:,}")
         if n_missing:
