@@ -1,8 +1,9 @@
 """What a user sees on the console: the job run as a subprocess, as `make sample` runs it.
 
-A normal run on every other row of the bundled sample (1,747 rows, all 37 tasks) (real encoder, real Spark, real Delta tables) logs
-each stage's start and end with counts, progress lines while it embeds, and no library warning, progress
-bar or Java stack trace; a missing ``--input`` gives one error line and nothing else from the JVM.
+A normal run on every other row of the bundled sample (1,747 rows, all 37 tasks; real encoder, real
+Spark, real Delta tables) logs each stage's start and end with counts, progress lines while it embeds,
+and no library warning, progress bar or Java stack trace; a missing ``--input`` gives one error line and
+nothing else from the JVM.
 """
 
 from __future__ import annotations
