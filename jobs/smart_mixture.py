@@ -59,7 +59,9 @@ def run(spark: SparkSession, config: JobConfig) -> dict:
 
     # 2. Embed: precomputed column, or the encoder over prompts with the Delta cache.
     embed_stats = None
-    with stage(spark, "embed", f"embed {input_rows:,} prompts", seconds) as st:
+    what = (f"check the precomputed embeddings of {input_rows:,} rows" if config.embedding_col
+            else f"embed {input_rows:,} prompts")
+    with stage(spark, "embed", what, seconds) as st:
         if config.embedding_col is not None:
             instances = prepared.select("task", "stratum", "id",
                                         embedding_array(prepared, config.embedding_col).alias("embedding"))
