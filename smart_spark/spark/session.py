@@ -53,11 +53,13 @@ def get_spark(
         # Local Python workers run this interpreter (its packages), not whatever `python3` is on PATH.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     conf = dict(conf or {})
+    quiet_level = False
     if launching_locally and not _jvm_running():
         options = conf.get(_JAVA_OPTIONS, "")
         given = options + " " + os.environ.get("PYSPARK_SUBMIT_ARGS", "")
         if quiet_jvm and "log4j2.configurationFile" not in given and "log4j.configuration" not in given:
             conf[_JAVA_OPTIONS] = f"{options} -Dlog4j2.configurationFile=file:{LOG4J_CONFIG}".strip()
+            quiet_level = True
         if "spark.ui.showConsoleProgress" not in given:  # a carriage-return bar: the job logs progress
             conf.setdefault("spark.ui.showConsoleProgress", "false")
     builder = SparkSession.builder.appName(app_name)
@@ -66,6 +68,8 @@ def get_spark(
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
+    if quiet_level:  # a driver started like a shell resets the root level to WARN: errors only again
+        spark.sparkContext.setLogLevel("ERROR")
     already_set = spark.conf.getAll  # explicitly set entries only (spark-submit, cluster, conf, conf.set)
     for key, value in DEFAULTS.items():
         if key not in already_set:
