@@ -25,7 +25,7 @@ def run_job(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     environ = {**os.environ, "PYTHONPATH": ROOT, "SMART_SPARK_PROGRESS_SECONDS": "1", **(env or {})}
     environ.pop("PYSPARK_GATEWAY_PORT", None)
     return subprocess.run([sys.executable, os.path.join(ROOT, "jobs", "smart_mixture.py"), *args],
-                          cwd=ROOT, env=environ, capture_output=True, text=True, timeout=1500)
+                          cwd=ROOT, env=environ, capture_output=True, text=True, timeout=2400)
 
 
 def assert_clean(text: str) -> None:
