@@ -8,7 +8,7 @@ setup(
     description="SMART (submodular data mixtures for instruction tuning) as a Spark job writing Delta tables",
     python_requires=">=3.10",
     packages=find_packages(include=["smart_spark", "smart_spark.*", "udfs", "jobs"]),
-    package_data={"smart_spark": ["py.typed"]},
+    package_data={"smart_spark": ["py.typed", "spark/log4j2.properties"]},
     install_requires=[
         "pyspark==4.2.0",
         "delta-spark==4.4.1",

@@ -22,7 +22,8 @@ Compared (same data: unit rows, d = 384, 50 Gaussian clusters or ``--kind random
 - CPU engine ``greedy_select(X, "fl", b)`` at ``--cpu-sizes`` (too slow and too big at 100,000 on a
   small CPU box: its time there is extrapolated by a power law fitted to those sizes, and printed as such);
 - the torch engine at the same sizes (picks compared with the CPU engine's: identical, or where they
-  differ, the pick's gain is within 1e-5 relative of the best, SMART-SPEC.md's tolerance) and at ``--n``.
+  differ, the pick's gain is within 1e-5 relative of the best, the tolerance of docs/algorithm.md) and
+  at ``--n``.
 """
 
 from __future__ import annotations

@@ -203,7 +203,8 @@ def print_profile(log_dir: str, top: int = 15) -> None:
             if kind == "SparkListenerJobStart":
                 props = ev.get("Properties") or {}
                 jobs[ev["Job ID"]] = {"start": ev["Submission Time"], "stages": ev.get("Stage IDs", []),
-                                      "site": props.get("callSite.short", "?")}
+                                      "site": props.get("spark.job.description")
+                                      or props.get("callSite.short", "?")}
             elif kind == "SparkListenerJobEnd" and ev["Job ID"] in jobs:
                 jobs[ev["Job ID"]]["end"] = ev["Completion Time"]
             elif kind == "SparkListenerTaskEnd":

@@ -3,8 +3,9 @@
     spark-submit jobs/smart_mixture.py --input data.jsonl --output out/ --num-instances 1000
 
 The data path, top to bottom: read, build the mixture (prepare, embed, weigh tasks, select:
-:func:`smart_spark.api.mixture.build_mixture`, the same call a notebook makes), write.
-Flags: ``--help``. Exit status 0 on success; otherwise one line on stderr that names the problem.
+:func:`smart_spark.api.mixture.build_mixture`, the same call a notebook makes), write. Each stage logs
+its start and end. Flags: docs/usage.md (``--help``). Exit status 0 on success; otherwise one line on
+stderr that names the problem (an unexpected error also shows its traceback).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from pyspark.sql import SparkSession
 
-from smart_spark.api.mixture import Stopwatch, build_mixture
+from smart_spark.api.mixture import build_mixture
+from smart_spark.cli.logs import configure_logging, log_level
 from smart_spark.cli.settings import JobConfig, load_config
 from smart_spark.delta import tables as delta_io
 from smart_spark.errors import SmartError
@@ -32,9 +34,9 @@ def run(spark: SparkSession, config: JobConfig) -> dict:
     """Run the whole job once; returns the run's summary (also recorded in ``runs.metrics``).
 
     A budget sweep (lists of M' or N') writes one mixture per pair under ``<run-id>/m<M'>-n<N'>``;
-    its summary lists them under ``"mixtures"``.
+    its summary lists them under ``"mixtures"``. Each stage logs its start and end (``smart_spark`` loggers,
+    INFO) and labels its Spark jobs.
     """
-    clock = Stopwatch()
     delta_io.output_tables(config.output)  # a bad --output fails now, not after the work
 
     # 1. Read: the input table (lazy; checked by the first step of build_mixture).
@@ -42,7 +44,7 @@ def run(spark: SparkSession, config: JobConfig) -> dict:
 
     # 2-5. Build the mixture (smart_spark.api.mixture): prepare and check the derived columns ("read"),
     #      embed (cache), weigh tasks (stage 1), select (stage 2, partitioned greedy per group).
-    result = build_mixture(raw, config=config, input_version=input_version, clock=clock)
+    result = build_mixture(raw, config=config, input_version=input_version)
 
     # 6. Write: mixture, task_weights, then runs, for every mixture; all or nothing; then the report.
     try:
@@ -66,7 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SmartError as exc:
         print(f"smart_mixture: error: {exc}", file=sys.stderr)
         return 2
-    spark = get_spark("smart-mixture")
+    configure_logging(log_level(config.quiet, config.verbose))
+    spark = get_spark("smart-mixture", quiet_jvm=not config.verbose)
     try:
         run(spark, config)
     except (SmartError, InjectedFailure) as exc:

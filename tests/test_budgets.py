@@ -14,7 +14,7 @@ from smart_spark.errors import SmartError
 
 
 def literal_cap(budgets: list[int], sizes: list[int]) -> list[int]:
-    """The unit-at-a-time loop of SMART-SPEC.md step 6: every pass starts again at the first task."""
+    """The unit-at-a-time loop of docs/algorithm.md (stage 1, step 6): each pass restarts at task 0."""
     b = list(budgets)
     excess = 0
     for k, n in enumerate(sizes):

@@ -20,7 +20,7 @@ from jobs.smart_mixture import run
 from smart_spark.cli.settings import make_config
 from smart_spark.datasets.synthetic import synthetic_table
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 N_TASKS = 3
 CONFLICT_WORDS = ("conflict", "concurrent", "commit failed", "already exists", "meanwhile")

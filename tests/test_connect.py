@@ -14,7 +14,7 @@ from smart_spark.cli.settings import make_config
 from smart_spark.datasets.synthetic import synthetic_table
 from smart_spark.delta import tables as delta_io
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
 COLUMNS = ["task", "stratum", "selection_rank", "id", "selection_gain"]
 
 

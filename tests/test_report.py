@@ -55,10 +55,10 @@ def balanced_weights() -> pd.DataFrame:
 def test_table_rows_in_pick_order() -> None:
     md = build_report(make_summary(), make_weights())
     rows = [
-        "| 0 | `gsm8k_math` | 120.5 | 99.50% | 995 | 400 (capped) | 400 | "
+        "| 0 | `gsm8k_math` | 120.5 | 99.50% | 995 | 400 (capped; whole task) | 400 | "
         "fs_noopt 100, fs_opt 100, zs_noopt 100, zs_opt 100 |",
         "| 1 | `snli` | 3.25 | 0.30% | 3 | 585 | 800 | fs_noopt 144, fs_opt 145, zs_noopt 146, zs_opt 150 |",
-        "| 2 | `copa` | 1.125 | 0.20% | 2 | 15 | 15 | fs_noopt 7, fs_opt 8 |",
+        "| 2 | `copa` | 1.125 | 0.20% | 2 | 15 (whole task) | 15 | fs_noopt 7, fs_opt 8 |",
     ]
     for row in rows:
         assert row in md
@@ -107,10 +107,11 @@ def test_no_warning_when_balanced() -> None:
 def test_capped_count_stages_chart_and_unselected() -> None:
     md = build_report(make_summary(), make_weights())
     assert "Tasks capped at their size: **1** of 3 (`gsm8k_math`)." in md
+    assert "Tasks taken whole (final budget = size): **2** of 3 (`gsm8k_math`, `copa`)." in md
     for line in ("| read | 1.5 |", "| embed | 30.0 |", "| weigh | 0.4 |", "| select | 5.1 |",
                  "| write | 3.3 |", "| **total** | **40.3** |"):
         assert line in md
-    assert "![Final and initial budgets by task, in pick order](budgets.png)" in md
+    assert "![Budgets and sizes by task in pick order, and shares by family](budgets.png)" in md
     assert "## Tasks not selected (2)\n\n`trec`, `winogrande`." in md
 
 
@@ -119,7 +120,7 @@ def test_without_strata_or_embeddings() -> None:
     frame["stratum_budgets"] = None
     md = build_report(make_summary(strata=None, embed_stats=None), frame)
     assert "per-stratum budgets" not in md
-    assert "| 0 | `gsm8k_math` | 120.5 | 99.50% | 995 | 400 (capped) | 400 |\n" in md
+    assert "| 0 | `gsm8k_math` | 120.5 | 99.50% | 995 | 400 (capped; whole task) | 400 |\n" in md
     assert "strata: none" in md
     assert "precomputed (`--embedding-col`)" in md
 
@@ -145,7 +146,7 @@ def test_console() -> None:
     assert "SMART run r-test: kept 3 of 5 tasks, N' = 1,000, mixture rows 1,000" in text
     assert "first pick gsm8k_math: 99.50% of N' before capping, 40.00% after" in text
     assert "WARNING" in text
-    assert "tasks capped at their size: 1" in text
+    assert "tasks capped at their size: 1; taken whole: 2" in text
     assert "read 1.5, embed 30.0, weigh 0.4, select 5.1, write 3.3 (total 40.3)" in text
     assert "report out/test/report.md" in text
     assert len(text.splitlines()) <= 10
@@ -195,3 +196,83 @@ def test_nothing_selected(tmp_path: Path) -> None:
     assert "Tasks capped at their size: **0** of 0." in md
     _, png = write_report(str(tmp_path), make_summary(num_tasks_selected=0), frame)
     _check_png(Path(png))
+
+
+def test_legend_explains_the_terms() -> None:
+    md = build_report(make_summary(), make_weights())
+    legend = md[md.index("## How to read this report"):md.index("## Share of the first-picked task")]
+    for term in ("**gain**", "**weight**", "Taylor softmax", "**initial budget**", "floor(N' × weight)",
+                 "**capped**", "**whole task**", "**rows and texts**", "distinct"):
+        assert term in legend, term
+
+
+def family_weights(n_families: int = 3, per_family: int = 4, kept_family: int = 0) -> pd.DataFrame:
+    """Tasks named ``fam<k>/sub<j>``; family ``kept_family`` gets most of N' = 100 * kept tasks."""
+    rows, rank = [], 0
+    for k in range(n_families):
+        for j in range(per_family):
+            selected = k == kept_family or j == 0
+            budget = (300 if k == kept_family else 50) if selected else 0
+            rows.append({"run_id": "r", "task": f"fam{k}/sub{j}" if k % 2 == 0 else f"fam{k}:sub{j}",
+                         "selected": selected, "pick_rank": rank if selected else None,
+                         "gain": 1.0 if selected else None, "weight": 0.1 if selected else None,
+                         "initial_budget": budget, "budget": budget, "task_size": 1000,
+                         "stratum_budgets": None})
+            rank += int(selected)
+    return pd.DataFrame(rows)
+
+
+def test_view_by_family_from_task_name_prefixes() -> None:
+    frame = family_weights()
+    n_prime = int(frame["budget"].sum())  # 4 * 300 + 2 * 50 = 1,300
+    md = build_report(make_summary(num_instances=n_prime, num_tasks_total=12, num_tasks_selected=6), frame)
+    section = md[md.index("## By family"):md.index("## Budgets chart")]
+    assert "the task name's prefix before the first `/` or `:`" in section
+    assert "| `fam0` | 4 | 4 | 66.67% | 1,200 | 92.31% |" in section
+    assert "| `fam1` | 4 | 1 | 16.67% | 50 | 3.85% |" in section  # fam1:sub0 (':' separates too)
+    assert section.index("`fam0`") < section.index("`fam1`") < section.index("`fam2`")
+    text = format_console(make_summary(num_instances=n_prime), frame)
+    assert "largest families (3 in all): fam0 92.31% of N' (4 of 4 tasks)" in text
+
+
+def test_view_by_family_from_group_col() -> None:
+    frame = make_weights()
+    families = {"gsm8k_math": "math", "snli": "nli", "copa": "nli", "trec": "qa", "winogrande": "nli"}
+    md = build_report(make_summary(group_col="submixture"), frame, families=families)
+    section = md[md.index("## By family"):md.index("## Budgets chart")]
+    assert "the `--group-col` `submixture` value" in section
+    assert "| `nli` | 3 | 2 | 66.67% | 600 | 60.00% |" in section
+    assert "| `math` | 1 | 1 | 33.33% | 400 | 40.00% |" in section
+    assert "| `qa` | 1 | 0 | 0.00% | 0 | 0.00% |" in section
+    # no families among plain task names: said in one line, no table
+    plain = build_report(make_summary(), frame)
+    assert "Every task is its own family here" in plain[plain.index("## By family"):]
+
+
+def test_thousand_tasks_are_bounded(tmp_path: Path) -> None:
+    """1,200 tasks in 60 families, 1,000 kept: every kept task is in the table; the family table, the
+    chart and the console summary stay bounded."""
+    n = 1200
+    frame = pd.DataFrame({
+        "run_id": "r", "task": [f"family_{i % 60:02d}/task_{i:04d}" for i in range(n)],
+        "selected": [i < 1000 for i in range(n)],
+        "pick_rank": [i if i < 1000 else None for i in range(n)],
+        "gain": [1000.0 - i if i < 1000 else None for i in range(n)],
+        "weight": [0.001 if i < 1000 else None for i in range(n)],
+        "initial_budget": [20 if i < 1000 else 0 for i in range(n)],
+        "budget": [20 if i < 1000 else 0 for i in range(n)], "task_size": 20, "stratum_budgets": None,
+    })
+    summary = make_summary(num_tasks_total=n, num_tasks_selected=1000, num_instances=20_000,
+                           mixture_rows=20_000)
+    md_path, png_path = write_report(str(tmp_path), summary, frame)
+    md = Path(md_path).read_text(encoding="utf-8")
+    kept_rows = [line for line in md.splitlines() if line.startswith("| ") and "/task_" in line]
+    assert len(kept_rows) == 1000  # the kept tasks' table in full
+    assert "Tasks taken whole (final budget = size): **1000** of 1000." in md
+    section = md[md.index("## By family"):md.index("## Budgets chart")]
+    assert "the first 30 of 60 families shown" in section
+    assert "| 30 more families |" in section
+    assert len(section.splitlines()) < 45
+    height, _ = _check_png(Path(png_path))
+    assert height < 3000
+    assert len(format_console(summary, frame).splitlines()) <= 11

@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -39,6 +38,7 @@ from smart_spark.delta import tables as delta_io
 from smart_spark.errors import SmartError
 from smart_spark.failpoints import failpoint
 from smart_spark.spark.outputs import code_version, commit_run, mixture_frame, runs_frame, task_weights_frame
+from smart_spark.spark.progress import describe, stage, watch
 from smart_spark.spark.reader import PROMPT_COLUMN, embedding_array, local_path, prepare, prompt_repeats
 from smart_spark.spark.run_state import RunLedger, create_succeeded_view, recover
 from smart_spark.spark.selection import select_sweep
@@ -53,19 +53,6 @@ log = logging.getLogger(__name__)
 #: ``output`` of a config built for a DataFrame that is not (yet) written anywhere.
 NOT_WRITTEN = "<not written>"
 DATAFRAME_INPUT = "<DataFrame>"
-
-
-class Stopwatch:
-    """Seconds per named stage, in the order the stages ran."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self._last = time.perf_counter()
-
-    def lap(self, stage: str) -> None:
-        now = time.perf_counter()
-        self.seconds[stage] = round(self.seconds.get(stage, 0.0) + now - self._last, 3)
-        self._last = now
 
 
 @dataclass
@@ -95,6 +82,8 @@ class MixtureResult:
     started_at: datetime
     spark: SparkSession = field(repr=False)
     _cached: list[DataFrame] = field(default_factory=list, repr=False)
+    #: task -> ``--group-col`` value, for the report's view by family (None: task-name prefixes).
+    families: dict[str, str] | None = field(default=None, repr=False)
 
     @property
     def mixture(self) -> DataFrame:
@@ -123,9 +112,23 @@ class MixtureResult:
         output = output or self.config.output
         if not output or output == NOT_WRITTEN:
             raise SmartError("write() needs an output: a folder or a catalog schema (catalog.db)")
-        clock = Stopwatch()
         refs = delta_io.output_tables(output)
         # Runs on this output that a killed driver left unfinished are put back first (docs/reliability.md).
+        what = f"write {len(self.mixtures)} mixture(s) to {output}"
+        with stage(self.spark, "write", what, self.stage_seconds) as st:
+            self._commit(output, refs)
+            st.counts.update(mixtures=len(self.mixtures),
+                             rows=", ".join(f"{m.summary['mixture_rows']:,}" for m in self.mixtures))
+        self.base["output"] = output
+        for m in self.mixtures:
+            m.summary["stage_seconds"] = dict(self.stage_seconds)
+        if self.config.report if report is None else report:
+            write_reports(self.config.run_id, output, refs, self.mixtures, families=self.families,
+                          quiet=self.config.quiet)
+        return self.summary
+
+    def _commit(self, output: str, refs: dict[str, delta_io.TableRef]) -> None:
+        """Recover dead runs, then commit every mixture's tables (all or nothing) under the run ledger."""
         own = [m.run_id for m in self.mixtures]
         for run_id, reason in recover(self.spark, refs, stale_after=self.config.stale_after,
                                       by=f"run {self.config.run_id}", own_run_ids=own):
@@ -151,14 +154,6 @@ class MixtureResult:
         with RunLedger(self.spark, refs, ledger_rows, stale_after=self.config.stale_after) as ledger:
             commit_run(self.spark, refs, runs, config_json=config_json, ledger=ledger)
         create_succeeded_view(self.spark, output)
-        clock.lap("write")
-        self.stage_seconds.update(clock.seconds)
-        self.base["output"] = output
-        for m in self.mixtures:
-            m.summary["stage_seconds"] = dict(self.stage_seconds)
-        if self.config.report if report is None else report:
-            write_reports(self.config.run_id, output, refs, self.mixtures)
-        return self.summary
 
     def unpersist(self) -> None:
         """Release the cached embeddings and selections (the frames above then recompute)."""
@@ -167,12 +162,12 @@ class MixtureResult:
 
 
 def build_mixture(df: DataFrame, *, config: JobConfig | None = None, input_version: int | None = None,
-                  clock: Stopwatch | None = None, **settings: Any) -> MixtureResult:
+                  **settings: Any) -> MixtureResult:
     """The SMART mixture of ``df``: prepare (checks), embed, weigh tasks, select. Writes nothing, except
     new embeddings to the cache table when one is set (``embeddings_table``, or ``output``'s).
 
     ``settings``: the job's settings by name (``num_instances`` required); or a ready ``config``.
-    ``clock``: a running :class:`Stopwatch` (the job's, whose ``read`` lap then covers its reading too).
+    Each stage logs its start and end (``smart_spark`` loggers, INFO) and labels its Spark jobs.
     """
     if config is None:
         values = {"input": DATAFRAME_INPUT, "output": NOT_WRITTEN, **settings}
@@ -181,38 +176,53 @@ def build_mixture(df: DataFrame, *, config: JobConfig | None = None, input_versi
     elif settings:
         raise SmartError("give build_mixture either config= or settings, not both")
     spark = df.sparkSession
-    clock = clock or Stopwatch()
+    seconds: dict[str, float] = {}
     started_at = datetime.now(timezone.utc)
     configs = expand_sweep(config)
 
-    # Prepare: the derived columns (task, id, stratum, the prompt), checked before any work.
-    prepared, counts = prepare(df, config.input_spec())
-    check_budget(configs, counts["rows"])
-    clock.lap("read")
+    log.info("run %s: %s", config.run_id, config.input)
+
+    # Read: the derived columns (task, id, stratum, the prompt), checked before any work.
+    with stage(spark, "read", f"read and check {config.input}", seconds) as st:
+        prepared, counts = prepare(df, config.input_spec())
+        check_budget(configs, counts["rows"])
+        st.counts.update(rows=counts["rows"], columns=len(df.columns))
 
     # Embed: precomputed column, or the encoder over prompts (Delta cache unless none is set).
-    instances, embed_stats = embed_stage(spark, prepared, config)
-    instances = instances.persist()
-    flag = "--embedding-col" if config.embedding_col else "the encoder's output"
-    dim = validate_embeddings(instances, "embedding", flag=flag)
-    failpoint("after_embed")
-    clock.lap("embed")
+    what = (f"check the precomputed embeddings of {counts['rows']:,} rows" if config.embedding_col
+            else f"embed {counts['rows']:,} prompts")
+    with stage(spark, "embed", what, seconds) as st:
+        instances, embed_stats = embed_stage(spark, prepared, config)
+        instances = instances.persist()
+        flag = "--embedding-col" if config.embedding_col else "the encoder's output"
+        describe(spark, "embed", "check the embeddings")
+        dim = validate_embeddings(instances, "embedding", flag=flag)
+        failpoint("after_embed")
+        st.counts.update(rows=counts["rows"], dim=dim)
+        if embed_stats is not None:
+            st.counts.update(texts=embed_stats["texts"], cache_hits=embed_stats["cache_hits"],
+                             cache_misses=embed_stats["embedded"])
 
     # Weigh tasks: per-task means (distributed sums, M rows to the driver), greedy, budgets.
-    means = task_means(instances, "embedding")
-    sizes = group_sizes(instances)
-    task_groups = group_of_tasks(prepared, config.group_col) if config.strategy == "fixed" else None
-    plans = [weigh_tasks(means, sizes, c.stage1(), task_groups) for c in configs]
-    clock.lap("weigh")
+    with stage(spark, "weigh", "per-task mean embeddings and stage-1 budgets", seconds) as st:
+        means = task_means(instances, "embedding")
+        sizes = group_sizes(instances)
+        task_groups = families_of(prepared, config)
+        plans = [weigh_tasks(means, sizes, c.stage1(), task_groups) for c in configs]
+        st.counts.update(tasks=len(means), kept=", ".join(
+            str(int(p.task_weights["selected"].sum())) for p in plans))
 
     # Select: per (task, stratum) group, the budgeted instances by partitioned greedy.
     instance_fn = config.instance_fn if config.strategy == "smart" else "random"  # baselines: uniform
-    selections = select_sweep(
-        spark, instances, [p.group_budgets for p in plans], sizes, fn=instance_fn,
-        partition_size=config.partition_size, seed=config.seed, gc_lambda=config.gc_lambda,
-        logdet_lambda=config.logdet_lambda, device=config.device)
-    failpoint("during_select")
-    clock.lap("select")
+    groups = len({g for p in plans for g, b in p.group_budgets.items() if b > 0})
+    with stage(spark, "select", f"select instances of {groups:,} (task, stratum) groups", seconds) as st, \
+            watch(spark, "select", rows=groups, unit="groups"):
+        selections = select_sweep(
+            spark, instances, [p.group_budgets for p in plans], sizes, fn=instance_fn,
+            partition_size=config.partition_size, seed=config.seed, gc_lambda=config.gc_lambda,
+            logdet_lambda=config.logdet_lambda, device=config.device)
+        failpoint("during_select")
+        st.counts.update(groups=groups, rows=", ".join(f"{sum(p.group_budgets.values()):,}" for p in plans))
 
     base = {
         "input": config.input, "input_version": input_version, "input_rows": int(means["n"].sum()),
@@ -220,8 +230,9 @@ def build_mixture(df: DataFrame, *, config: JobConfig | None = None, input_versi
         "task_fn": config.task_fn if config.strategy == "smart" else config.strategy,
         "instance_fn": instance_fn, "strata": config.strata if config.stratum_col else None,
         "partition_size": config.partition_size, "seed": config.seed, "embedding_dim": dim,
-        "embed_stats": embed_stats, "output": config.output, "stage_seconds": clock.seconds,
+        "embed_stats": embed_stats, "output": config.output, "stage_seconds": seconds,
         "empty_prompts": counts["empty_prompts"],
+        "group_col": config.group_col if task_groups is not None else None,
     }
     mixtures = []
     for c, plan, selected in zip(configs, plans, selections):
@@ -230,8 +241,8 @@ def build_mixture(df: DataFrame, *, config: JobConfig | None = None, input_versi
                    "mixture_rows": int(sum(plan.group_budgets.values()))}
         rows = mixture_frame(prepared, selected, run_id=c.run_id, embedding_col=c.embedding_col)
         mixtures.append(Mixture(c.run_id, rows, plan.task_weights, summary, plan, c))
-    return MixtureResult(config, mixtures, base, clock.seconds, started_at, spark,
-                         [instances, *selections])
+    return MixtureResult(config, mixtures, base, seconds, started_at, spark,
+                         [instances, *selections], families=task_groups)
 
 
 def check_budget(configs: list[JobConfig], rows: int) -> None:
@@ -266,8 +277,25 @@ def embed_stage(spark: SparkSession, prepared: DataFrame, config: JobConfig) -> 
     return instances.select("task", "stratum", "id", "embedding"), stats
 
 
-def write_reports(run_id: str, output: str, refs: dict[str, delta_io.TableRef],
-                  mixtures: list[Mixture]) -> None:
+def families_of(prepared: DataFrame, config: JobConfig) -> dict[str, str] | None:
+    """Task -> its ``--group-col`` value (M rows to the driver), or None without ``--group-col``.
+
+    ``--strategy fixed`` needs one value per task (an error otherwise); other strategies use it for the
+    report's view by family only, and fall back to task-name prefixes when it is not one value per task.
+    """
+    if not config.group_col:
+        return None
+    try:
+        return group_of_tasks(prepared, config.group_col)
+    except SmartError as exc:
+        if config.strategy == "fixed":
+            raise
+        log.warning("report families by task-name prefix instead: %s", exc)
+        return None
+
+
+def write_reports(run_id: str, output: str, refs: dict[str, delta_io.TableRef], mixtures: list[Mixture],
+                  *, families: dict[str, str] | None = None, quiet: bool = False) -> None:
     """report.md (and the chart) beside the tables, one per mixture of a sweep, and the console text."""
     from smart_spark.report.markdown import code, format_console, write_report
 
@@ -280,8 +308,9 @@ def write_reports(run_id: str, output: str, refs: dict[str, delta_io.TableRef],
         summary = m.summary
         if local_out is not None:
             folder = os.path.join(local_out, "reports", summary["run_id"]) if sweep else local_out
-            summary["report_path"], _ = write_report(folder, summary, m.task_weights)
-        print(format_console(summary, m.task_weights))
+            summary["report_path"], _ = write_report(folder, summary, m.task_weights, families=families)
+        if not quiet:
+            print(format_console(summary, m.task_weights, families))
         first = m.task_weights[m.task_weights["selected"]].sort_values("pick_rank").iloc[0]
         n = summary["num_instances"]
         index.append(f"| `{summary['run_id']}` | {summary['num_tasks_selected']} | {n:,} | "
@@ -292,4 +321,5 @@ def write_reports(run_id: str, output: str, refs: dict[str, delta_io.TableRef],
         index += ["", "Each mixture's report: `reports/<mixture>/report.md`."]
         with open(os.path.join(local_out, "report.md"), "w", encoding="utf-8") as fh:
             fh.write("\n".join(index) + "\n")
-        print("\n".join(index))
+        if not quiet:
+            print("\n".join(index))

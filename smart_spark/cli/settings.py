@@ -164,6 +164,9 @@ class JobConfig:
         None, "fixed: weights per group value, e.g. flan=40,t0=32,niv2=20,cot=5,dialog=3",
         parse=parse_weights, metavar="NAME=W,...")
     report: bool = setting(True, "write report.md and the chart beside the tables")
+    # Console detail (smart_spark/cli/logs.py).
+    quiet: bool = setting(False, "print warnings and errors only")
+    verbose: bool = setting(False, "print debug detail (and the JVM's warnings)")
     # Crash consistency (docs/reliability.md).
     stale_after: float = setting(
         900.0, "seconds without a heartbeat after which an unfinished run is dead and its rows are put back",
@@ -221,9 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
     for f in declared():
         meta = f.metadata
         group = required if f.default is REQUIRED and f.default_factory is REQUIRED else optional
-        if f.type in ("bool", bool):  # on by default: the flag turns it off
-            group.add_argument(f"--no-{f.name.replace('_', '-')}", dest=f.name, action="store_const",
-                               const=False, default=None, help=f"do not {meta['help']}")
+        if f.type in ("bool", bool):  # a switch: --name turns it on, --no-name off (when on by default)
+            on = f.default is True
+            group.add_argument(f"--no-{f.name.replace('_', '-')}" if on else flag(f.name), dest=f.name,
+                               action="store_const", const=not on, default=None,
+                               help=f"do not {meta['help']}" if on else meta["help"])
             continue
         default = _default_text(f)
         text = meta["help"] if default is None else f"{meta['help']} (default: {default})"

@@ -1,4 +1,4 @@
-"""Budgets of the baseline mixtures (SMART-SPEC.md, baselines); the sampling happens elsewhere.
+"""Budgets of the baseline mixtures (docs/algorithm.md, baselines); the sampling happens elsewhere.
 
 All three use the stage-1 integer rules of :mod:`smart_spark.core.budgets`: a floor-then-cycle split of N'
 in the order given, then capping at the true sizes with the excess handed out in passes in that order.

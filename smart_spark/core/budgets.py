@@ -1,4 +1,4 @@
-"""Stage-1 weights and integer budgets (SMART-SPEC.md, stage 1, steps 3-6).
+"""Stage-1 weights and integer budgets (docs/algorithm.md, stage 1, steps 3-6).
 
 Every array here is in *pick order*: position k is the k-th task the stage-1 greedy picked. Budgets and
 sizes are counts of instances (int64); weights are probabilities (float64).
@@ -209,7 +209,7 @@ def mixture_budgets(
     *,
     temperature: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stage-1 weights and integer task budgets (SMART-SPEC.md stage 1, steps 3-6), in pick order.
+    """Stage-1 weights and integer task budgets (docs/algorithm.md, stage 1, steps 3-6), in pick order.
 
     Args:
         gains: (m,) stage-1 greedy gains of the picked tasks.

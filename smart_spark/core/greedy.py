@@ -1,4 +1,4 @@
-"""The exact greedy of SMART-SPEC.md for facility location, graph cut and log-determinant.
+"""The exact greedy (docs/algorithm.md) for facility location, graph cut and log-determinant.
 
 Every function takes embeddings ``X`` of shape (n, d) and works on the cosine kernel
 ``K_ij = x_i . x_j`` of the L2-normalised rows, with the diagonal exactly 1 and nothing shifted or
@@ -57,6 +57,7 @@ _GC_BATCH_MIN = 32  # GC column mode: first and smallest batch of kernel columns
 _GC_CACHE_BYTES = 64 << 20  # GC column mode: most memory for cached kernel columns
 _GC_RESYNC = 64  # GC column mode: more contenders (float32 error bounds) than this and than ...
 _GC_RESYNC_SHARE = 16  # ... n / this -> every gain exactly again
+_GC_THREADED_PRODUCT = 1 << 27  # GC column mode: multiply-adds from which a column batch uses threads
 _GC_COLUMNS_MIN_DIM = 64  # GC: no column mode below this d (a refresh, O(nd), is cheap there)
 _LOGDET_FEATURES_MIN_RATIO = 4  # LogDet in feature space when n >= this * d
 _OBJECTIVE_ROWS = 2048  # ground-set rows per block when evaluating FL
@@ -420,58 +421,61 @@ def _gc_columns(X64: np.ndarray, base: np.ndarray, g: np.ndarray, z: np.ndarray,
     fills = used = 0  # batches so far; picks served by the last batch
     taken = np.isneginf(g)
     scale = np.float32(2.0 * lam)
-    with _blas_threads():
-        for t in range(start, budget):
-            drift = eps * (t - start)  # eps * r
-            near = np.flatnonzero(up >= lo.max() - 2.0 * drift - tol)
-            if near.size > max(_GC_RESYNC, n // _GC_RESYNC_SHARE):  # too many contenders: all exactly again
-                exact = base - (2.0 * lam) * (X64 @ z)
-                exact[taken] = -np.inf
-                np.subtract(exact, drift, out=up)
-                np.add(exact, drift, out=lo)
-                near = np.flatnonzero(exact >= exact.max() - tol)
-            exact = base[near] - (2.0 * lam) * (X64[near] @ z)
-            up[near] = exact - drift
-            lo[near] = exact + drift
-            s = int(near[_argmax_first(exact, tol)])
-            if slot[s] < 0:
-                if fills:
-                    if 2 * used >= batch:
-                        batch = min(cap, 2 * batch)
-                    elif 4 * used < batch:
-                        batch = max(min(cap, _GC_BATCH_MIN), batch // 2)
-                fills += 1
-                used = 0
-                want = min(batch, budget - t)
+    for t in range(start, budget):
+        drift = eps * (t - start)  # eps * r
+        near = np.flatnonzero(up >= lo.max() - 2.0 * drift - tol)
+        if near.size > max(_GC_RESYNC, n // _GC_RESYNC_SHARE):  # too many contenders: all exactly again
+            exact = base - (2.0 * lam) * (X64 @ z)
+            exact[taken] = -np.inf
+            np.subtract(exact, drift, out=up)
+            np.add(exact, drift, out=lo)
+            near = np.flatnonzero(exact >= exact.max() - tol)
+        exact = base[near] - (2.0 * lam) * (X64[near] @ z)
+        up[near] = exact - drift
+        lo[near] = exact + drift
+        s = int(near[_argmax_first(exact, tol)])
+        if slot[s] < 0:
+            if fills:
+                if 2 * used >= batch:
+                    batch = min(cap, 2 * batch)
+                elif 4 * used < batch:
+                    batch = max(min(cap, _GC_BATCH_MIN), batch // 2)
+            fills += 1
+            used = 0
+            want = min(batch, budget - t)
+            free = np.flatnonzero(owner < 0)
+            rank = up + lo  # twice the current estimate of every gain
+            if free.size < want:  # evict the cached columns of the rows now ranked lowest
+                held = np.flatnonzero(owner >= 0)
+                worst = held[np.argsort(rank[owner[held]], kind="stable")[: want - free.size]]
+                slot[owner[worst]] = -1
+                owner[worst] = -1
                 free = np.flatnonzero(owner < 0)
-                rank = up + lo  # twice the current estimate of every gain
-                if free.size < want:  # evict the cached columns of the rows now ranked lowest
-                    held = np.flatnonzero(owner >= 0)
-                    worst = held[np.argsort(rank[owner[held]], kind="stable")[: want - free.size]]
-                    slot[owner[worst]] = -1
-                    owner[worst] = -1
-                    free = np.flatnonzero(owner < 0)
-                rank[owner[owner >= 0]] = -np.inf
-                rank[s] = -np.inf  # s goes in first, whatever the ties at the cut
-                top = np.argpartition(-rank, want - 1)[: want - 1] if want > 1 else np.zeros(0, np.int64)
-                new = np.concatenate(([s], top[rank[top] > -np.inf]))
-                dst = free[: new.size]
+            rank[owner[owner >= 0]] = -np.inf
+            rank[s] = -np.inf  # s goes in first, whatever the ties at the cut
+            top = np.argpartition(-rank, want - 1)[: want - 1] if want > 1 else np.zeros(0, np.int64)
+            new = np.concatenate(([s], top[rank[top] > -np.inf]))
+            dst = free[: new.size]
+            if new.size * n * d >= _GC_THREADED_PRODUCT:  # large enough to pay for waking threads
+                with _blas_threads():
+                    cache[dst] = (scale * X32[new]) @ X32.T
+            else:
                 cache[dst] = (scale * X32[new]) @ X32.T
-                owner[dst] = new
-                slot[new] = dst
-                fill[dst] = fills
-            k = int(slot[s])
-            used += int(fill[k] == fills)
-            order[t] = s
-            gains[t] = base[s] - 2.0 * lam * float(X64[s] @ z)
-            column = cache[k]
-            up -= column
-            lo -= column
-            up[s] = lo[s] = -np.inf
-            taken[s] = True
-            slot[s] = -1
-            owner[k] = -1
-            z += X64[s]
+            owner[dst] = new
+            slot[new] = dst
+            fill[dst] = fills
+        k = int(slot[s])
+        used += int(fill[k] == fills)
+        order[t] = s
+        gains[t] = base[s] - 2.0 * lam * float(X64[s] @ z)
+        column = cache[k]
+        up -= column
+        lo -= column
+        up[s] = lo[s] = -np.inf
+        taken[s] = True
+        slot[s] = -1
+        owner[k] = -1
+        z += X64[s]
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The partitioned greedy (GreeDi) of SMART-SPEC.md: the numpy reference for the Spark job.
+"""The partitioned greedy (GreeDi, docs/algorithm.md): the numpy reference for the Spark job.
 
 A group's plan (:func:`smart_spark.core.stage2_plan.plan_group`: method, rounds, each partition's picks,
 the finish) is built from counts alone; this module holds the steps that need rows and executes the plan

@@ -1,4 +1,4 @@
-"""Split one task's budget over its strata (SMART-SPEC.md stage 1, step 7).
+"""Split one task's budget over its strata (docs/algorithm.md, stage 1, step 7).
 
 A split is a tree walk: at each level the budget is divided over the children (a stratum, or a group of
 strata counted together) with :func:`~smart_spark.core.budgets.split_floor_cycle`, then capped at each child's

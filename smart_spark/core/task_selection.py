@@ -1,4 +1,4 @@
-"""Stage-1 task selection (SMART-SPEC.md stage 1, steps 1-2): which M' tasks, in which order.
+"""Stage-1 task selection (docs/algorithm.md, stage 1, steps 1-2): which M' tasks, in which order.
 
 The result does not depend on the order of the caller's rows: the tasks are sorted by name before the
 greedy runs (so a tie goes to the smallest task name, and the greedy sees the same matrix however the

@@ -49,7 +49,7 @@ class TaskPlan:
 
 def weigh_tasks(means: pd.DataFrame, sizes: dict[Group, int], config: Stage1Settings,
                 task_groups: dict[str, str] | None = None) -> TaskPlan:
-    """Stage 1 of SMART-SPEC.md over ``means`` (columns task, n, mean; one row per task).
+    """Stage 1 (docs/algorithm.md) over ``means`` (columns task, n, mean; one row per task).
 
     ``sizes`` maps (task, stratum) to rows; stratum is None when the job has no strata.
     ``task_groups`` (strategy ``fixed`` only) maps each task to its ``group_col`` value.

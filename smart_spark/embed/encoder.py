@@ -238,9 +238,12 @@ def model_id(model: str | None, max_length: int = 256) -> str:
 def embedding_dim(model: str | None) -> int:
     """Width of ``model``'s embeddings from its configs alone (no weights loaded): the transformer's
     hidden size times the pooling modes, or the last Dense module's ``out_features``."""
+    spec = read_spec(model)
+    config = _read_json(os.path.join(spec.transformer_path, "config.json"))
+    if isinstance(config, dict) and isinstance(config.get("hidden_size"), int):
+        return _output_dim(spec, int(config["hidden_size"]))  # without importing transformers (seconds)
     from transformers import AutoConfig
 
-    spec = read_spec(model)
     try:
         hidden = int(AutoConfig.from_pretrained(spec.transformer_path).hidden_size)
     except Exception as e:  # a config transformers cannot parse means the folder is not a usable model
@@ -420,7 +423,9 @@ class Encoder:
 
     def __init__(self, spec: ModelSpec, *, device: str = "cpu", max_length: int = 256) -> None:
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # no tqdm bar ("Loading weights") in a job's log
         self.spec = spec
         self.device = device
         self.max_length = min(int(max_length), spec.max_seq_length)

@@ -1,7 +1,7 @@
 """The run's readable report: markdown, a budgets chart (PNG) and a short console summary.
 
 Pure pandas and matplotlib (the Agg canvas, without pyplot, so no global backend is switched); no Spark.
-The inputs are the job's ``summary`` dict and the ``task_weights`` table of INTERFACES.md (as pandas).
+The inputs are the job's ``summary`` dict and the ``task_weights`` table (docs/tables.md; as pandas).
 
 ``summary`` keys (all present; extra keys are ignored):
 
@@ -16,12 +16,19 @@ The inputs are the job's ``summary`` dict and the ``task_weights`` table of INTE
   ``truncated_share``, ``max_tokens``, ``repeated_in_task``, ``texts_in_several_tasks``, ``distinct_texts``;
   None when embeddings were given); ``empty_prompts`` (int, optional).
 - ``output`` (str): the output folder or schema.
+- ``group_col`` (str, optional): the ``--group-col`` that ``families`` come from.
+
+``families`` (optional, task -> family): the view by family groups tasks by it; without it a task's
+family is its name's prefix before the first ``/`` or ``:`` (FLAN-style ``<family>/<subtask>`` names).
+Everything is bounded for thousands of tasks: the kept tasks' table is complete, the chart, the family
+table and the console summary show the largest entries.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -31,8 +38,12 @@ import pandas as pd
 __all__ = ["build_report", "code", "format_console", "write_report"]
 
 MAX_CHART_TASKS = 50
+MAX_CHART_FAMILIES = 20
+MAX_FAMILIES = 30
+MAX_CONSOLE_FAMILIES = 3
 MAX_LISTED_UNSELECTED = 40
 WARN_SHARE = 0.5
+_FAMILY_SEPARATOR = re.compile(r"[/:]")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -143,6 +154,73 @@ def _capped(kept: pd.DataFrame) -> pd.DataFrame:
     return kept[kept["initial_budget"].astype("int64") > kept["task_size"].astype("int64")]
 
 
+def _whole(kept: pd.DataFrame) -> pd.DataFrame:
+    """Kept tasks whose final budget is their size: every row of the task is in the mixture."""
+    return kept[kept["budget"].astype("int64") >= kept["task_size"].astype("int64")]
+
+
+def _budget_mark(initial: int, budget: int, size: int) -> str:
+    """The note after a final budget: '(capped; whole task)', '(whole task)' or ''."""
+    if budget >= size:
+        return " (capped; whole task)" if initial > size else " (whole task)"
+    return ""
+
+
+def task_family(task: str, families: Mapping[str, str] | None = None) -> str:
+    """``families[task]`` when given, else the name's prefix before the first ``/`` or ``:`` (the whole
+    name when it has neither)."""
+    if families is not None and task in families:
+        return str(families[task])
+    head = _FAMILY_SEPARATOR.split(str(task), maxsplit=1)[0]
+    return head or str(task)
+
+
+def family_table(task_weights: pd.DataFrame, n_prime: int,
+                 families: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """One row per family, largest share of N' first: family, tasks, kept, rows (final budgets),
+    share (of N'), kept_share (of the kept tasks)."""
+    frame = task_weights.assign(
+        family=[task_family(t, families) for t in task_weights["task"]],
+        kept=task_weights["selected"].fillna(False).astype(bool),
+        rows=task_weights["budget"].fillna(0).astype("int64"),
+    )
+    out = frame.groupby("family", sort=True).agg(tasks=("task", "size"), kept=("kept", "sum"),
+                                                 rows=("rows", "sum")).reset_index()
+    total_kept = max(int(out["kept"].sum()), 1)
+    out["share"] = out["rows"] / n_prime if n_prime else float("nan")
+    out["kept_share"] = out["kept"] / total_kept
+    out = out.sort_values(["rows", "kept", "family"], ascending=[False, False, True], kind="stable")
+    return out.reset_index(drop=True)
+
+
+def _has_families(table: pd.DataFrame) -> bool:
+    """Whether grouping says anything: some family holds more than one task."""
+    return bool(len(table)) and int(table["tasks"].max()) > 1
+
+
+LEGEND = [
+    "## How to read this report",
+    "",
+    "- **gain**: the stage-1 greedy's marginal gain when it picked the task: how much the task's mean "
+    "embedding added to the set function given the tasks picked before it. Earlier picks have larger "
+    "gains.",
+    "- **weight**: the task's share from a second-order Taylor softmax of the gains, "
+    "(1 + g/T + (g/T)²/2) normalised over the kept tasks (T: `--temperature`). Raw gains are used, so "
+    "the first pick often dominates.",
+    "- **initial budget**: floor(N' × weight), then the units still missing to reach N' go one each to "
+    "the tasks in pick order.",
+    "- **budget** (final): a task cannot give more rows than it has. An initial budget above the task's "
+    "size is cut to the size (**capped**); the excess goes one unit at a time, in pick order, to tasks "
+    "still below their size. **whole task**: the final budget equals the task's size, so every row of "
+    "the task is in the mixture (capped tasks always are; others get there through the excess).",
+    "- **rows and texts**: budgets, sizes and N' count rows (instances). Embedding works per distinct "
+    "prompt text, and the same prompt can appear in several rows, so there can be fewer texts than rows.",
+    "- With strata, each task's budget is split over its strata in proportion to their rows (or as "
+    "`--strata` says), with the same rounding and capping.",
+    "",
+]
+
+
 def _share_sentences(fp: dict[str, Any], n_prime: int) -> tuple[str, str | None]:
     """(the share line, the warning or None)."""
     line = (f"The first-picked task, {code(fp['task'])}, got {_pct(fp['initial_share'])} of N' "
@@ -185,8 +263,9 @@ def _prompt_sentence(summary: dict) -> str:
 # Public API
 
 
-def build_report(summary: dict, task_weights: pd.DataFrame, *, chart_name: str = "budgets.png") -> str:
-    """The run's report as markdown (see the module docstring for the ``summary`` keys).
+def build_report(summary: dict, task_weights: pd.DataFrame, *, chart_name: str = "budgets.png",
+                 families: Mapping[str, str] | None = None) -> str:
+    """The run's report as markdown (see the module docstring for the ``summary`` keys and ``families``).
 
     ``task_weights`` has the columns of the ``task_weights`` table (``run_id`` optional): task, selected,
     pick_rank, gain, weight, initial_budget, budget, task_size, stratum_budgets (dict, pairs, or None).
@@ -217,6 +296,7 @@ def build_report(summary: dict, task_weights: pd.DataFrame, *, chart_name: str =
     else:
         out.append("- **Embeddings:** precomputed (`--embedding-col`)")
     out += [f"- **Output:** `{summary['output']}`", ""]
+    out += LEGEND
 
     out += ["## Share of the first-picked task", ""]
     fp = _first_pick(kept, n_prime)
@@ -241,16 +321,21 @@ def build_report(summary: dict, task_weights: pd.DataFrame, *, chart_name: str =
             cells = [str(int(r["pick_rank"])), code(r["task"]), _num(r["gain"]),
                      _pct(float(r["weight"])), _int(r["initial_budget"]), _int(r["budget"]),
                      _int(r["task_size"])]
-            if int(r["initial_budget"]) > int(r["task_size"]):
-                cells[5] += " (capped)"
+            cells[5] += _budget_mark(int(r["initial_budget"]), int(r["budget"]), int(r["task_size"]))
             if with_strata:
                 cells.append(_md(_strata_text(r["stratum_budgets"])))
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
     names = " (" + ", ".join(code(t) for t in capped["task"]) + ")" if 0 < len(capped) <= 10 else ""
-    out += [f"Tasks capped at their size: **{len(capped)}** of {len(kept)}{names}.", ""]
+    out += [f"Tasks capped at their size: **{len(capped)}** of {len(kept)}{names}."]
+    whole = _whole(kept)
+    names = " (" + ", ".join(code(t) for t in whole["task"]) + ")" if 0 < len(whole) <= 10 else ""
+    out += [f"Tasks taken whole (final budget = size): **{len(whole)}** of {len(kept)}{names}.", ""]
 
-    out += ["## Budgets chart", "", f"![Final and initial budgets by task, in pick order]({chart_name})", ""]
+    out += _family_section(task_weights, n_prime, families, summary.get("group_col"))
+
+    out += ["## Budgets chart", "", f"![Budgets and sizes by task in pick order, and shares by family]"
+            f"({chart_name})", ""]
 
     out += ["## Seconds per stage", "", "| stage | seconds |", "|---|---:|"]
     stages = summary.get("stage_seconds") or {}
@@ -269,9 +354,38 @@ def build_report(summary: dict, task_weights: pd.DataFrame, *, chart_name: str =
     return "\n".join(out)
 
 
-def _chart(task_weights: pd.DataFrame, summary: dict, path: str) -> None:
-    """Horizontal bars of the final budget per kept task in pick order, the initial budget as a lighter,
-    wider bar behind it; at most MAX_CHART_TASKS tasks (the title says when more were kept)."""
+def _family_section(task_weights: pd.DataFrame, n_prime: int, families: Mapping[str, str] | None,
+                    group_col: str | None) -> list[str]:
+    table = family_table(task_weights, n_prime, families)
+    source = (f"the `--group-col` `{group_col}` value" if families is not None and group_col
+              else "the given grouping" if families is not None
+              else "the task name's prefix before the first `/` or `:`")
+    out = ["## By family", ""]
+    if not _has_families(table):
+        return out + [f"Family: {source}. Every task is its own family here, so the kept tasks' table "
+                      "above is the view by family.", ""]
+    out += [f"Family: {source}. Share of N' (final budgets) and of the kept tasks, largest first"
+            + (f"; the first {MAX_FAMILIES} of {len(table)} families shown." if len(table) > MAX_FAMILIES
+               else "."), "",
+            "| family | tasks | kept | share of kept tasks | rows in the mixture | share of N' |",
+            "|---|---:|---:|---:|---:|---:|"]
+    for _, r in table.head(MAX_FAMILIES).iterrows():
+        out.append(f"| `{_md(r['family'])}` | {int(r['tasks']):,} | {int(r['kept']):,} | "
+                   f"{_pct(float(r['kept_share']))} | {int(r['rows']):,} | {_pct(float(r['share']))} |")
+    rest = table.iloc[MAX_FAMILIES:]
+    if len(rest):
+        out.append(f"| {len(rest):,} more families | {int(rest['tasks'].sum()):,} | "
+                   f"{int(rest['kept'].sum()):,} | {_pct(float(rest['kept_share'].sum()))} | "
+                   f"{int(rest['rows'].sum()):,} | {_pct(float(rest['share'].sum()))} |")
+    out.append("")
+    return out
+
+
+def _chart(task_weights: pd.DataFrame, summary: dict, path: str,
+           families: Mapping[str, str] | None = None) -> None:
+    """Horizontal bars per kept task in pick order: the task's size (outline), the initial budget (light)
+    and the final budget (dark); at most MAX_CHART_TASKS tasks (the title says when more were kept).
+    Below, when tasks fall into families, each family's share of N' (at most MAX_CHART_FAMILIES)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -279,39 +393,63 @@ def _chart(task_weights: pd.DataFrame, summary: dict, path: str) -> None:
     total = len(kept)
     kept = kept.head(MAX_CHART_TASKS)
     n = max(len(kept), 1)
-    fig = Figure(figsize=(9.0, 1.5 + 0.27 * n), dpi=110)
+    n_prime = int(summary["num_instances"])
+    table = family_table(task_weights, n_prime, families)
+    table = table[table["rows"] > 0]
+    show_families = _has_families(family_table(task_weights, n_prime, families)) and len(table) > 0
+    fam = table.head(MAX_CHART_FAMILIES)
+    rows_fam = len(fam) if show_families else 0
+    fig = Figure(figsize=(9.0, 1.5 + 0.27 * n + (1.2 + 0.27 * rows_fam if show_families else 0)), dpi=110)
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
+    if show_families:
+        ax, ax_fam = fig.subplots(2, 1, height_ratios=[n + 1, rows_fam + 2])
+    else:
+        ax, ax_fam = fig.add_subplot(1, 1, 1), None
     y = list(range(len(kept)))
     labels = [f"{int(r)}  {_plain(t)}" for r, t in zip(kept["pick_rank"], kept["task"], strict=True)]
     initial = kept["initial_budget"].astype(float).tolist()
     final = kept["budget"].astype(float).tolist()
     sizes = kept["task_size"].astype(float).tolist()
-    ax.barh(y, initial, height=0.8, color="#a6c8e8", label="initial budget (before capping)")
-    ax.barh(y, final, height=0.45, color="#1f5f99", label="final budget")
+    ax.barh(y, sizes, height=0.8, fill=False, edgecolor="#777777", linewidth=0.8, label="task size")
+    ax.barh(y, initial, height=0.6, color="#a6c8e8", label="initial budget (before capping)")
+    ax.barh(y, final, height=0.35, color="#1f5f99", label="final budget")
     for yi, b, ini, size in zip(y, final, initial, sizes, strict=True):
-        note = f"{int(b):,}" + (f" (capped; {int(ini):,} before)" if ini > size else "")
-        ax.annotate(note, (max(b, ini) if ini > size else b, yi), xytext=(3, 0), textcoords="offset points",
+        note = f"{int(b):,}" + _budget_mark(int(ini), int(b), int(size))
+        ax.annotate(note, (max(b, ini, size), yi), xytext=(3, 0), textcoords="offset points",
                     va="center", fontsize=7)
     ax.set_yticks(y)
     ax.set_yticklabels(labels, fontsize=8)
     ax.set_ylim(n - 0.5, -0.5)  # pick order from the top
-    top = max(initial + final + [1.0])
-    positive = [v for v in final + initial if v > 0]
+    top = max(initial + final + sizes + [1.0])
+    positive = [v for v in final + initial + sizes if v > 0]
     if positive and max(positive) / max(min(positive), 1.0) > 50:
         ax.set_xscale("symlog", linthresh=1.0)
         ax.set_xlim(0, top * 30)  # room for the labels
         ax.set_xlabel("instances (symmetric log scale)")
     else:
-        ax.set_xlim(0, top * 1.35)
+        ax.set_xlim(0, top * 1.45)
         ax.set_xlabel("instances")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=2, fontsize=8, frameon=False)
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=3, fontsize=8, frameon=False)
     shown = f"; first {len(kept)} of {total} kept tasks shown" if total > len(kept) else ""
-    fig.suptitle(f"Run {summary['run_id']}: budgets by task in pick order "
-                 f"(N' = {int(summary['num_instances']):,}{shown})", fontsize=10)
+    fig.suptitle(f"Run {summary['run_id']}: budgets and sizes by task in pick order "
+                 f"(N' = {n_prime:,}{shown})", fontsize=10)
     if kept.empty:
         ax.text(0.5, 0.5, "no task selected", transform=ax.transAxes, ha="center")
+    if ax_fam is not None:
+        yf = list(range(len(fam)))
+        shares = (fam["share"] * 100).tolist()
+        ax_fam.barh(yf, shares, height=0.6, color="#5f9e6e")
+        for yi, share, k, t in zip(yf, shares, fam["kept"], fam["tasks"], strict=True):
+            ax_fam.annotate(f"{share:.1f}% ({int(k)} of {int(t)} tasks kept)", (share, yi), xytext=(3, 0),
+                            textcoords="offset points", va="center", fontsize=7)
+        ax_fam.set_yticks(yf)
+        ax_fam.set_yticklabels([str(f) for f in fam["family"]], fontsize=8)
+        ax_fam.set_ylim(len(fam) - 0.5, -0.5)
+        ax_fam.set_xlim(0, max(shares + [1.0]) * 1.6)
+        more = f" (largest {len(fam)} of {len(table)})" if len(table) > len(fam) else ""
+        ax_fam.set_xlabel(f"share of N' by family{more}, %")
+        ax_fam.grid(axis="x", alpha=0.3)
     with warnings.catch_warnings():  # a glyph the font lacks (CJK, emoji) is drawn as a box: not news
         warnings.filterwarnings("ignore", message=r"Glyph .* missing from (current )?font")
         fig.tight_layout()
@@ -319,20 +457,22 @@ def _chart(task_weights: pd.DataFrame, summary: dict, path: str) -> None:
 
 
 def write_report(out_dir: str, summary: dict, task_weights: pd.DataFrame, *,
-                 chart_name: str = "budgets.png") -> tuple[str, str]:
+                 chart_name: str = "budgets.png", families: Mapping[str, str] | None = None
+                 ) -> tuple[str, str]:
     """Write ``out_dir/report.md`` and the chart ``out_dir/<chart_name>``; return both paths."""
     os.makedirs(out_dir, exist_ok=True)
     md_path = os.path.join(out_dir, "report.md")
     png_path = os.path.join(out_dir, chart_name)
-    _chart(task_weights, summary, png_path)
-    text = build_report(summary, task_weights, chart_name=chart_name)
+    _chart(task_weights, summary, png_path, families)
+    text = build_report(summary, task_weights, chart_name=chart_name, families=families)
     with open(md_path, "w", encoding="utf-8") as fh:
         fh.write(text)
     return md_path, png_path
 
 
-def format_console(summary: dict, task_weights: pd.DataFrame) -> str:
-    """A few plain-text lines for the job to print at the end."""
+def format_console(summary: dict, task_weights: pd.DataFrame,
+                   families: Mapping[str, str] | None = None) -> str:
+    """A few plain-text lines for the job to print at the end (bounded whatever the number of tasks)."""
     n_prime = int(summary["num_instances"])
     kept = _kept(task_weights)
     lines = [
@@ -349,7 +489,13 @@ def format_console(summary: dict, task_weights: pd.DataFrame) -> str:
         if fp["initial_share"] > WARN_SHARE or fp["final_share"] > WARN_SHARE:
             lines.append("  WARNING: one task dominates the weights (published SMART behaviour with raw "
                          "gains; see the report)")
-    lines.append(f"  tasks capped at their size: {len(_capped(kept))}")
+    lines.append(f"  tasks capped at their size: {len(_capped(kept))}; taken whole: {len(_whole(kept))}")
+    table = family_table(task_weights, n_prime, families)
+    if _has_families(table):
+        top = table.head(MAX_CONSOLE_FAMILIES)
+        lines.append(f"  largest families ({len(table)} in all): " + ", ".join(
+            f"{r['family']} {_pct(float(r['share']))} of N' ({int(r['kept'])} of {int(r['tasks'])} tasks)"
+            for _, r in top.iterrows()))
     stats = summary.get("embed_stats") or {}
     if "truncated_rows" in stats:
         lines.append(f"  prompts: {_int(summary.get('empty_prompts', 0))} empty, "

@@ -1,4 +1,4 @@
-"""Embeddings for a DataFrame's text column, through the Delta ``embeddings`` cache (INTERFACES.md §2).
+"""Embeddings for a DataFrame's text column, through the Delta ``embeddings`` cache (docs/tables.md).
 
 Cache rows: ``model`` string (:func:`~smart_spark.embed.encoder.model_id`: name, folder fingerprint and
 truncation length), ``text_sha256`` string (hex SHA-256 of the UTF-8 text), ``dim`` int, ``embedding``
@@ -8,6 +8,7 @@ array<float>, ``created_at`` timestamp. Rows are only ever added (``merge_insert
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from pyspark.sql import functions as F
 from smart_spark.delta import tables as delta_io
 from smart_spark.embed.encoder import embedding_dim, model_id
 from smart_spark.errors import SmartError
+from smart_spark.spark.progress import describe, watch
 from udfs.embed import embed_udf
 from udfs.text import token_count_udf
 
@@ -28,6 +30,9 @@ if TYPE_CHECKING:
 _SHA = "__smartspark_text_sha256"
 _TEXT = "__smartspark_text"
 _STORED = "__smartspark_stored_sha256"
+#: Embedding tasks per core slot at most: enough tasks for progress lines, few encoder loads.
+_TASKS_PER_SLOT = 8
+log = logging.getLogger(__name__)
 
 
 def text_sha256(col: Column | str) -> Column:
@@ -36,13 +41,14 @@ def text_sha256(col: Column | str) -> Column:
 
 
 def _embed_partitions(spark: SparkSession, n_texts: int, batch_size: int) -> int:
-    """Partitions for embedding ``n_texts``: two per task slot of the cluster, but at least ``batch_size``
-    texts (one full forward pass) per partition."""
+    """Partitions for embedding ``n_texts``: up to :data:`_TASKS_PER_SLOT` per task slot of the cluster
+    (finished tasks are what the progress lines count), but at least ``batch_size`` texts (one full
+    forward pass) per partition."""
     try:
         slots = int(spark.sparkContext.defaultParallelism)
     except Exception:  # Spark Connect has no SparkContext
         slots = int(spark.conf.get("spark.sql.shuffle.partitions", "200") or 200)
-    return max(1, min(2 * slots, math.ceil(n_texts / max(1, batch_size))))
+    return max(1, min(_TASKS_PER_SLOT * slots, math.ceil(n_texts / max(1, batch_size))))
 
 
 def embed_uncached(
@@ -122,29 +128,39 @@ def embed_with_cache(
     dim = embedding_dim(model)
     keyed = df.withColumn(_SHA, text_sha256(text_col))
 
-    cached = None
+    stored = None
     if delta_io.exists(spark, cache):
         cached = delta_io.read(spark, cache).where(F.col("model") == F.lit(key))
+        describe(spark, "embed", "check the embeddings cache")
         wrong = cached.where(F.col("dim") != F.lit(dim)).select("dim").limit(1).collect()
         if wrong:
             raise SmartError(
                 f"{cache}: cached embeddings of model {key} have dim {wrong[0]['dim']}, but the model gives "
                 f"{dim}; remove those rows or use another --embeddings-table"
             )
+        stored = cached.select(F.col("text_sha256").alias(_STORED)).dropDuplicates([_STORED])
 
     distinct = keyed.select(_SHA, F.col(text_col).alias(_TEXT)).dropDuplicates([_SHA])
     distinct = distinct.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        missing = distinct
-        if cached is not None:
-            stored = cached.select(F.col("text_sha256").alias(_STORED))
-            missing = distinct.join(stored, F.col(_SHA) == F.col(_STORED), "left_anti")
-        n_texts, n_missing = distinct.count(), missing.count()
+        # One job: distinct texts and how many of them are not cached yet.
+        looked_up = distinct.select(_SHA) if stored is None else distinct.select(_SHA).join(
+            stored, F.col(_SHA) == F.col(_STORED), "left")
+        stored_col = F.col(_STORED) if stored is not None else F.lit(None)
+        describe(spark, "embed", "look up the embeddings cache")
+        counts = looked_up.agg(F.count(F.lit(1)).alias("texts"),
+                               F.sum(stored_col.isNull().cast("long")).alias("missing")).first()
+        n_texts, n_missing = int(counts["texts"]), int(counts["missing"] or 0)
+        log.info("embed: %s distinct texts, %s cached, %s to embed", f"{n_texts:,}",
+                 f"{n_texts - n_missing:,}", f"{n_missing:,}")
         if n_missing:
+            missing = distinct if stored is None else distinct.join(
+                stored, F.col(_SHA) == F.col(_STORED), "left_anti")
             embed = embed_udf(model, max_length=max_length, batch_size=batch_size, device=device)
             # Few bytes but much compute: spread over the cluster (AQE would coalesce the shuffle output
             # of a few MB of text into one task).
-            missing = missing.repartition(_embed_partitions(spark, n_missing, batch_size))
+            parts = _embed_partitions(spark, n_missing, batch_size)
+            missing = missing.repartition(parts)
             new = missing.select(
                 F.lit(key).alias("model"),
                 F.col(_SHA).alias("text_sha256"),
@@ -153,7 +169,9 @@ def embed_with_cache(
                 F.current_timestamp().alias("created_at"),
             )
             info = {"operation": "embed", "model": key}
-            delta_io.merge_insert_new(spark, new, cache, keys=["model", "text_sha256"], commit_info=info)
+            describe(spark, "embed", f"embed {n_missing:,} prompts")
+            with watch(spark, "embed", rows=n_missing, unit="texts", tasks=parts):
+                delta_io.merge_insert_new(spark, new, cache, keys=["model", "text_sha256"], commit_info=info)
     finally:
         distinct.unpersist()
 

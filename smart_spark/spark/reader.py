@@ -104,6 +104,9 @@ def read_input(spark: SparkSession, config: InputSpec) -> tuple[DataFrame, int |
     """The input table and the Delta version read (None unless Delta)."""
     fmt = config.input_format if config.input_format != "auto" else detect_format(config.input)
     path = config.input
+    local = local_path(path)
+    if fmt in ("delta", "parquet", "json") and local is not None and not os.path.exists(local):
+        raise SmartError(f"--input {path} does not exist")
     try:
         if fmt == "delta":
             ref = delta_io.TableRef(path=path)
@@ -266,6 +269,7 @@ def prepare(df: DataFrame, config: InputSpec) -> tuple[DataFrame, dict[str, int]
         F.count(F.lit(1)).alias("rows"),
         F.sum((F.col("task").isNull() | (F.trim(F.col("task")) == "")).cast("long")).alias("bad_task"),
         F.sum(F.col("id").isNull().cast("long")).alias("null_id"),
+        F.count_distinct(F.col("id")).alias("distinct_id"),
     ]
     if embeds:
         checks.append(F.sum(F.col(PROMPT_COLUMN).isNull().cast("long")).alias("null_prompt"))
@@ -287,8 +291,8 @@ def prepare(df: DataFrame, config: InputSpec) -> tuple[DataFrame, dict[str, int]
         )
     if stats.get("null_stratum"):
         raise SmartError(f"--stratum-col {config.stratum_col!r} has {stats['null_stratum']} null value(s)")
-    dup = out.groupBy("id").count().where("count > 1").orderBy("id").first()
-    if dup is not None:
+    if stats["distinct_id"] != stats["rows"]:  # only then look for an example
+        dup = out.groupBy("id").count().where("count > 1").orderBy("id").first()
         source = (f"--id-col {config.id_col!r}" if config.id_col
                   else "the generated (task, prompt, response) hash")
         raise SmartError(f"duplicate ids: {dup['id']!r} appears {dup['count']} times in {source}")

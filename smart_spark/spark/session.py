@@ -15,16 +15,36 @@ DEFAULTS = {
     # Delta readers (delta-rs, DuckDB, Spark) expect INT64 microseconds, not Spark's default INT96.
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
+    # Let adaptive execution coalesce the shuffle partitions of persisted frames too: without it every
+    # persisted dropDuplicates/groupBy keeps spark.sql.shuffle.partitions (200) tiny tasks (the cached
+    # rerun of the 3,493-row sample spent most of its embed stage on those).
+    "spark.sql.optimizer.canChangeCachedPlanOutputPartitioning": "true",
 }
+
+#: The JVM's console logging for sessions this module launches: errors only, no stack traces.
+LOG4J_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "log4j2.properties")
+_JAVA_OPTIONS = "spark.driver.extraJavaOptions"
+
+
+def _jvm_running() -> bool:
+    """Whether this process already has a classic SparkContext (its JVM's options are fixed)."""
+    from pyspark import SparkContext
+
+    return SparkContext._active_spark_context is not None
 
 
 def get_spark(
-    app_name: str = "smart-spark", master: str | None = None, conf: dict[str, str] | None = None
+    app_name: str = "smart-spark", master: str | None = None, conf: dict[str, str] | None = None,
+    *, quiet_jvm: bool = True,
 ) -> SparkSession:
     """The active SparkSession (``getOrCreate``), with :data:`DEFAULTS` filled in where nothing set them.
 
     ``master`` and ``conf`` are applied like ``--master`` and ``--conf``; a session that already runs keeps
     its master. Works for classic and Spark Connect sessions (``SPARK_REMOTE``).
+    ``quiet_jvm``: when this call launches the JVM itself (a local Python process, not ``spark-submit``),
+    the JVM logs with :data:`LOG4J_CONFIG` (errors only, no stack traces on the console) unless a log4j
+    configuration was given; ``spark-submit`` and cluster sessions keep their own logging. Such a JVM
+    also draws no console progress bar (``spark.ui.showConsoleProgress``): the job logs its progress.
     """
     from pyspark.sql import SparkSession
 
@@ -32,12 +52,24 @@ def get_spark(
     if launching_locally and (master is None or master.startswith("local")):
         # Local Python workers run this interpreter (its packages), not whatever `python3` is on PATH.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    conf = dict(conf or {})
+    quiet_level = False
+    if launching_locally and not _jvm_running():
+        options = conf.get(_JAVA_OPTIONS, "")
+        given = options + " " + os.environ.get("PYSPARK_SUBMIT_ARGS", "")
+        if quiet_jvm and "log4j2.configurationFile" not in given and "log4j.configuration" not in given:
+            conf[_JAVA_OPTIONS] = f"{options} -Dlog4j2.configurationFile=file:{LOG4J_CONFIG}".strip()
+            quiet_level = True
+        if "spark.ui.showConsoleProgress" not in given:  # a carriage-return bar: the job logs progress
+            conf.setdefault("spark.ui.showConsoleProgress", "false")
     builder = SparkSession.builder.appName(app_name)
     if master is not None:
         builder = builder.master(master)
-    for key, value in (conf or {}).items():
+    for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
+    if quiet_level:  # a driver started like a shell resets the root level to WARN: errors only again
+        spark.sparkContext.setLogLevel("ERROR")
     already_set = spark.conf.getAll  # explicitly set entries only (spark-submit, cluster, conf, conf.set)
     for key, value in DEFAULTS.items():
         if key not in already_set:
