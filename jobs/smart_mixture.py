@@ -74,7 +74,8 @@ def run(spark: SparkSession, config: JobConfig) -> dict:
         texts = prepared.select("task", "stratum", "id", F.col(config.prompt_col).alias("_text"))
         instances, embed_stats = embed_with_cache(
             spark, texts, text_col="_text", model=config.model, cache=cache, max_length=config.max_length,
-            batch_size=config.embed_batch_size, device=config.device)
+            batch_size=config.embed_batch_size, device=config.device, precision=config.precision,
+            max_tokens=config.embed_max_tokens)
         instances = instances.select("task", "stratum", "id", "embedding")
     instances = instances.persist()
     flag = "--embedding-col" if config.embedding_col else "the encoder's output"

@@ -29,6 +29,7 @@ STRATA_MODES = ("proportional", "equal", "flan")
 STRATEGIES = ("smart", "epm", "em", "fixed")
 INPUT_FORMATS = ("auto", "delta", "parquet", "json", "table")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "float32", "bfloat16")
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$")
 
 
@@ -50,7 +51,9 @@ class JobConfig:
     model: str | None = None
     max_length: int = 256
     embed_batch_size: int = 64
+    embed_max_tokens: int = 16384
     device: str = "auto"
+    precision: str = "auto"
     embeddings_table: str | None = None
     num_tasks: int | None = None
     task_fn: str = "gc"
@@ -104,8 +107,10 @@ _FLAGS: list[tuple[str, type, str]] = [
     ("embedding-col", str, "precomputed embedding column; nothing is embedded when given"),
     ("model", str, "Hugging Face encoder folder or offline-resolvable id"),
     ("max-length", int, "tokenizer truncation (tokens)"),
-    ("embed-batch-size", int, "rows per forward pass"),
+    ("embed-batch-size", int, "most rows per forward pass"),
+    ("embed-max-tokens", int, "most padded tokens per forward pass (rows sorted by length)"),
     ("device", str, "auto, cpu or cuda"),
+    ("precision", str, "encoder precision: auto (bfloat16 where the hardware has it), float32, bfloat16"),
     ("embeddings-table", str, "embedding cache table (default <output>/embeddings)"),
     ("num-tasks", str, "M': tasks kept by stage 1 (an integer or 'all'; a list such as 8,16,all sweeps)"),
     ("num-instances", str, "N': instances in the mixture (a list such as 25000,50000 sweeps)"),
@@ -227,6 +232,7 @@ def make_config(values: dict[str, Any]) -> JobConfig:
     values["num_tasks"] = None if None in tasks else max(tasks)
     values["num_instances"] = max(instances)
     for key, typ in (("epm_cap", int), ("max_length", int), ("embed_batch_size", int),
+                     ("embed_max_tokens", int),
                      ("partition_size", int), ("seed", int), ("gc_lambda", float),
                      ("logdet_lambda", float), ("temperature", float)):
         if key in values and values[key] is not None:
@@ -255,6 +261,7 @@ def validate(config: JobConfig) -> None:
     _choice("instance-fn", config.instance_fn, INSTANCE_FUNCTIONS)
     _choice("strata", config.strata, STRATA_MODES)
     _choice("device", config.device, DEVICES)
+    _choice("precision", config.precision, PRECISIONS)
     _choice("strategy", config.strategy, STRATEGIES)
     if config.strategy == "fixed" and (not config.group_col or not config.group_weights):
         raise SmartError("--strategy fixed needs --group-col and --group-weights")
@@ -272,6 +279,8 @@ def validate(config: JobConfig) -> None:
         raise SmartError(f"--partition-size must be at least 2, got {config.partition_size}")
     if config.max_length <= 0 or config.embed_batch_size <= 0:
         raise SmartError("--max-length and --embed-batch-size must be positive")
+    if config.embed_max_tokens <= 0:
+        raise SmartError(f"--embed-max-tokens must be positive, got {config.embed_max_tokens}")
     if config.temperature <= 0:
         raise SmartError(f"--temperature must be positive, got {config.temperature}")
     if config.gc_lambda < 0 or config.logdet_lambda <= 0:
