@@ -11,8 +11,10 @@ N' = 1,500; 2 torch threads). Prints:
   ``--embedding-col``, so the selection path is the job's own), at each N': |ids_bf16 ∩ ids_fp32| / N',
   and how many tasks the two stage-1 selections share.
 
-``--cache FILE.npz`` keeps the embeddings between runs (the expensive part: about 10 minutes on 2 shared
-cores).
+``--cache FILE.npz`` keeps the embeddings between runs (saved after each corpus and precision: the
+expensive part, about 10 minutes on 2 idle cores). ``--fp32-from DELTA`` takes the float32 vectors from
+an ``embeddings`` cache table of the job (e.g. ``out/sample/embeddings`` after ``make sample``) instead
+of embedding again: the job's float32 vectors are the encoder's to 1e-6.
 """
 
 from __future__ import annotations
@@ -43,19 +45,34 @@ def cosine_stats(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
             "p0.1": float(np.percentile(cos, 0.1)), "max_abs": float(np.abs(a - b).max())}
 
 
-def embed_both(texts: list[str], threads: int, batch_size: int) -> dict[str, np.ndarray]:
+def embed(texts: list[str], precision: str, threads: int, batch_size: int) -> np.ndarray:
     import torch
 
     from smart_spark.embed.encoder import load_encoder
 
     torch.set_num_threads(threads)
-    out = {}
-    for precision in ("float32", "bfloat16"):
-        encoder = load_encoder(None, device="cpu", precision=precision)
-        t0 = time.perf_counter()
-        out[precision] = encoder.encode(texts, batch_size=batch_size)
-        print(f"  {precision}: {len(texts)} texts in {time.perf_counter() - t0:.1f}s", flush=True)
+    encoder = load_encoder(None, device="cpu", precision=precision)
+    t0 = time.perf_counter()
+    out = encoder.encode(texts, batch_size=batch_size)
+    print(f"  {precision}: {len(texts)} texts in {time.perf_counter() - t0:.1f}s", flush=True)
     return out
+
+
+def from_cache(path: str, texts: list[str]) -> np.ndarray | None:
+    """The float32 vectors of ``texts`` in the job's cache table at ``path`` (None if any is missing)."""
+    import hashlib
+
+    from deltalake import DeltaTable
+
+    from smart_spark.embed.encoder import model_id
+
+    table = DeltaTable(path).to_pyarrow_table(columns=["model", "text_sha256", "embedding"]).to_pylist()
+    key = model_id(None, 256)
+    stored = {r["text_sha256"]: r["embedding"] for r in table if r["model"] == key}
+    shas = [hashlib.sha256(t.encode("utf8")).hexdigest() for t in texts]
+    if not all(s in stored for s in shas):
+        return None
+    return np.array([stored[s] for s in shas], dtype=np.float32)
 
 
 def run_job(parquet: str, column: str, out: str, instances: str) -> None:
@@ -73,6 +90,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--instances", default="600,1500", help="N' values of the mixture comparison")
     parser.add_argument("--cache", default=None, help="npz file keeping the embeddings between runs")
+    parser.add_argument("--fp32-from", default=None, help="the job's embeddings table for float32 vectors")
+    parser.add_argument("--docs", type=int, default=5000, help="most Python docstring paragraphs")
     args = parser.parse_args()
 
     import pyarrow as pa
@@ -82,17 +101,25 @@ def main() -> None:
     from smart_spark.datasets.real_text import python_doc_paragraphs
 
     rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf8").splitlines()]
-    corpora = {"sample prompts": [r["prompt"] for r in rows], "python docs": python_doc_paragraphs(5000)}
-    vectors: dict[str, dict[str, np.ndarray]] = {}
+    corpora = {"sample prompts": [r["prompt"] for r in rows], "python docs": python_doc_paragraphs(args.docs)}
+    vectors: dict[str, dict[str, np.ndarray]] = {name: {} for name in corpora}
     if args.cache and os.path.exists(args.cache):
-        saved = np.load(args.cache)
-        vectors = {name: {p: saved[f"{name}|{p}"] for p in ("float32", "bfloat16")} for name in corpora}
+        with np.load(args.cache) as saved:
+            for key in saved.files:
+                name, precision = key.split("|")
+                vectors[name][precision] = saved[key]
+    if args.fp32_from and "float32" not in vectors["sample prompts"]:
+        found = from_cache(args.fp32_from, corpora["sample prompts"])
+        if found is not None:
+            print(f"sample prompts float32: from {args.fp32_from}", flush=True)
+            vectors["sample prompts"]["float32"] = found
     for name, texts in corpora.items():
-        if name not in vectors:
-            print(f"embedding {name}:", flush=True)
-            vectors[name] = embed_both(texts, args.threads, args.batch_size)
-    if args.cache:
-        np.savez(args.cache, **{f"{n}|{p}": v for n, d in vectors.items() for p, v in d.items()})
+        for precision in ("bfloat16", "float32"):
+            if precision not in vectors[name]:
+                print(f"embedding {name}:", flush=True)
+                vectors[name][precision] = embed(texts, precision, args.threads, args.batch_size)
+                if args.cache:
+                    np.savez(args.cache, **{f"{n}|{p}": v for n, d in vectors.items() for p, v in d.items()})
 
     print("\ncosine(bfloat16, float32) per text, all-MiniLM-L6-v2, max_length 256:")
     print("| corpus | texts | mean | min | 0.1th pct | max abs diff |")

@@ -56,9 +56,10 @@ def test_bfloat16_close_to_float32(texts, fp32) -> None:
 
 def test_float32_unchanged_by_token_batches(texts, fp32) -> None:
     encoder = load_encoder(None, device="cpu")
-    for batch_size, max_tokens in ((64, 16384), (512, 4096), (512, 700), (7, None), (1000, 100)):
-        got = encoder.encode(texts, batch_size=batch_size, max_tokens=max_tokens)
-        assert np.abs(got - fp32).max() <= 1e-6, (batch_size, max_tokens)
+    subset, want = texts[::2], fp32[::2]  # other neighbours, other padding, other batch widths
+    for batch_size, max_tokens in ((512, 4096), (512, 700), (7, None)):
+        got = encoder.encode(subset, batch_size=batch_size, max_tokens=max_tokens)
+        assert np.abs(got - want).max() <= 1e-6, (batch_size, max_tokens)
 
 
 def test_token_batches_bound_rows_and_tokens() -> None:
