@@ -215,10 +215,10 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=512, help="truncation (each model caps it)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--st-half", default="bf16", choices=["bf16", "fp16"])
-    parser.add_argument("--smoke", action="store_true", help="tiny run: 48 texts, large model 2 layers")
+    parser.add_argument("--smoke", action="store_true", help="tiny run: 24 texts, large model 2 layers")
     args = parser.parse_args()
     if args.smoke:
-        args.texts, args.large_texts, args.repeats = 48, 48, 1
+        args.texts, args.large_texts, args.repeats = 24, 24, 1
         args.batchings = [(16, None), (64, 2048)]
 
     import pandas as pd

@@ -75,13 +75,16 @@ def from_cache(path: str, texts: list[str]) -> np.ndarray | None:
     return np.array([stored[s] for s in shas], dtype=np.float32)
 
 
-def run_job(parquet: str, column: str, out: str, instances: str) -> None:
-    cmd = [sys.executable, str(ROOT / "jobs" / "smart_mixture.py"),
-           "--config", str(ROOT / "conf" / "sample.yaml"), "--input", parquet, "--input-format", "parquet",
-           "--embedding-col", column, "--output", out, "--num-instances", instances, "--run-id", column,
-           "--no-report"]
+def run_jobs(parquet: str, columns: tuple[str, ...], out: str, instances: str) -> None:
+    """The job (``jobs/smart_mixture.py``'s ``main``) once per embedding column, in one child process:
+    one Spark session for all of them."""
+    argvs = [["--config", str(ROOT / "conf" / "sample.yaml"), "--input", parquet, "--input-format", "parquet",
+              "--embedding-col", column, "--output", out, "--num-instances", instances, "--run-id", column,
+              "--no-report"] for column in columns]
+    code = ("import sys; sys.path.insert(0, 'jobs'); from smart_mixture import main\n"
+            f"for argv in {argvs!r}:\n    assert main(argv) == 0, argv\n")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    subprocess.run(cmd, check=True, env=env, cwd=str(ROOT))
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=str(ROOT))
 
 
 def main() -> None:
@@ -141,10 +144,9 @@ def main() -> None:
         parquet = os.path.join(tmp, "sample.parquet")
         pq.write_table(table, parquet)
         out = os.path.join(tmp, "out")
-        for column in ("emb_fp32", "emb_bf16"):
-            t0 = time.perf_counter()
-            run_job(parquet, column, out, args.instances)
-            print(f"job on {column}: {time.perf_counter() - t0:.0f}s", flush=True)
+        t0 = time.perf_counter()
+        run_jobs(parquet, ("emb_fp32", "emb_bf16"), out, args.instances)
+        print(f"jobs on emb_fp32 and emb_bf16: {time.perf_counter() - t0:.0f}s", flush=True)
         mixture = DeltaTable(os.path.join(out, "mixture")).to_pyarrow_table(
             columns=["run_id", "id"]).to_pylist()
         weights = DeltaTable(os.path.join(out, "task_weights")).to_pyarrow_table(
