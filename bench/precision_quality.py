@@ -76,11 +76,11 @@ def from_cache(path: str, texts: list[str]) -> np.ndarray | None:
 
 
 def run_jobs(parquet: str, columns: tuple[str, ...], out: str, instances: str) -> None:
-    """The job (``jobs/smart_mixture.py``'s ``main``) once per embedding column, in one child process:
-    one Spark session for all of them."""
+    """The job (``jobs/smart_mixture.py``'s ``main``) once per embedding column, output ``<out>/<column>``,
+    in one child process: one Spark session for all of them."""
     argvs = [["--config", str(ROOT / "conf" / "sample.yaml"), "--input", parquet, "--input-format", "parquet",
-              "--embedding-col", column, "--output", out, "--num-instances", instances, "--run-id", column,
-              "--no-report"] for column in columns]
+              "--embedding-col", column, "--output", os.path.join(out, column), "--num-instances", instances,
+              "--run-id", column, "--no-report"] for column in columns]
     code = ("import sys; sys.path.insert(0, 'jobs'); from smart_mixture import main\n"
             f"for argv in {argvs!r}:\n    assert main(argv) == 0, argv\n")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -94,7 +94,8 @@ def main() -> None:
     parser.add_argument("--instances", default="600,1500", help="N' values of the mixture comparison")
     parser.add_argument("--cache", default=None, help="npz file keeping the embeddings between runs")
     parser.add_argument("--fp32-from", default=None, help="the job's embeddings table for float32 vectors")
-    parser.add_argument("--docs", type=int, default=5000, help="most Python docstring paragraphs")
+    parser.add_argument("--docs", type=int, default=5000, help="most Python docstring paragraphs (0: none)")
+    parser.add_argument("--no-mixture", action="store_true", help="cosine statistics only")
     args = parser.parse_args()
 
     import pyarrow as pa
@@ -104,13 +105,16 @@ def main() -> None:
     from smart_spark.datasets.real_text import python_doc_paragraphs
 
     rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf8").splitlines()]
-    corpora = {"sample prompts": [r["prompt"] for r in rows], "python docs": python_doc_paragraphs(args.docs)}
+    corpora = {"sample prompts": [r["prompt"] for r in rows]}
+    if args.docs > 0:
+        corpora["python docs"] = python_doc_paragraphs(args.docs)
     vectors: dict[str, dict[str, np.ndarray]] = {name: {} for name in corpora}
     if args.cache and os.path.exists(args.cache):
         with np.load(args.cache) as saved:
             for key in saved.files:
                 name, precision = key.split("|")
-                vectors[name][precision] = saved[key]
+                if name in vectors:
+                    vectors[name][precision] = saved[key]
     if args.fp32_from and "float32" not in vectors["sample prompts"]:
         found = from_cache(args.fp32_from, corpora["sample prompts"])
         if found is not None:
@@ -133,6 +137,8 @@ def main() -> None:
         print(f"| {name} | {s['n']} | {s['mean']:.7f} | {s['min']:.6f} | {s['p0.1']:.6f} | "
               f"{s['max_abs']:.2e} |")
 
+    if args.no_mixture:
+        return
     with tempfile.TemporaryDirectory(prefix="precision-quality-") as tmp:
         table = pa.table({
             "id": [r["id"] for r in rows], "task": [r["task"] for r in rows],
@@ -147,10 +153,12 @@ def main() -> None:
         t0 = time.perf_counter()
         run_jobs(parquet, ("emb_fp32", "emb_bf16"), out, args.instances)
         print(f"jobs on emb_fp32 and emb_bf16: {time.perf_counter() - t0:.0f}s", flush=True)
-        mixture = DeltaTable(os.path.join(out, "mixture")).to_pyarrow_table(
-            columns=["run_id", "id"]).to_pylist()
-        weights = DeltaTable(os.path.join(out, "task_weights")).to_pyarrow_table(
-            columns=["run_id", "task", "selected", "budget"]).to_pylist()
+        mixture, weights = [], []
+        for column in ("emb_fp32", "emb_bf16"):
+            mixture += DeltaTable(os.path.join(out, column, "mixture")).to_pyarrow_table(
+                columns=["run_id", "id"]).to_pylist()
+            weights += DeltaTable(os.path.join(out, column, "task_weights")).to_pyarrow_table(
+                columns=["run_id", "task", "selected", "budget"]).to_pylist()
     print("\nmixture overlap, sample job (M' = 24, FLAN strata, GC then FL), bfloat16 vs float32 embeddings:")
     print("| N' | ids fp32 | ids bf16 | shared ids | overlap | tasks shared (of 24) | budgets equal |")
     print("|---|---|---|---|---|---|---|")
