@@ -110,7 +110,7 @@ _FLAGS: list[tuple[str, type, str]] = [
     ("embed-batch-size", int, "most rows per forward pass"),
     ("embed-max-tokens", int, "most padded tokens per forward pass (rows sorted by length)"),
     ("device", str, "auto, cpu or cuda"),
-    ("precision", str, "encoder precision: auto (bfloat16 where the hardware has it), float32, bfloat16"),
+    ("precision", str, "auto (bfloat16 on CUDA with bf16, else float32), float32 or bfloat16"),
     ("embeddings-table", str, "embedding cache table (default <output>/embeddings)"),
     ("num-tasks", str, "M': tasks kept by stage 1 (an integer or 'all'; a list such as 8,16,all sweeps)"),
     ("num-instances", str, "N': instances in the mixture (a list such as 25000,50000 sweeps)"),
