@@ -3,20 +3,31 @@
 Run: ``python bench/embed_throughput.py`` (defaults: 2,000 texts, 4 interleaved rounds, local[2]) or e.g.
 ``python bench/embed_throughput.py --texts 3000 --rounds 4 --partitions 2``.
 
+Sides (``--sides``, each timed once per round, the order rotating between rounds):
+
+- ``ref``: sentence-transformers float32 ``encode`` (the user's alternative; the denominator of every ratio);
+- ``fp32-rows``: the UDF in float32 with row-count batches of ``--batch-size`` (the encoder before
+  token-budget batches);
+- ``fp32-tokens`` / ``bf16-tokens``: float32 / bfloat16 with token-budget batches (at most
+  ``--token-batch-size`` rows and ``--max-tokens`` padded tokens per forward pass);
+- ``bf16-rows``: bfloat16 with row-count batches (separates the two changes).
+
 One Python process holds both sides, so they see the same machine at the same time (the machine may be
 shared: only the RATIOS printed at the end are meaningful across runs):
 
 - reference: ``SentenceTransformer(folder, device="cpu").encode(texts, batch_size=64)`` (it sorts by
   length, its default) in this process with ``torch.set_num_threads(cores)``;
-- Spark: a local[cores] session (started once, before any timing), the texts in ``--partitions``
-  partitions, ``embed_udf(folder, batch_size=64, device="cpu")`` (one torch thread per Spark task),
-  written to the ``noop`` sink so every row is embedded and nothing else is done.
+- Spark sides: a local[cores] session (started once, before any timing), the texts in ``--partitions``
+  partitions, ``embed_udf(folder, device="cpu", precision=..., batch_size=..., max_tokens=...)`` (one
+  torch thread per Spark task), written to the ``noop`` sink so every row is embedded and nothing else
+  is done.
 
 Warm: the JVM start and a warm-up job (which starts the Python workers, imports torch and loads the
 model in each; reported separately as ``spark warm-up``) are outside the timings; so is the
-reference's model load (reported as ``reference load``). Rounds alternate the order (ref, spark),
-(spark, ref), ... and the result is the median of the per-round ratios spark / reference, in
-sentences/s (tokens/s is the same ratio: the same texts). Target: spark >= 0.95x the reference.
+reference's model load (reported as ``reference load``). Each round rotates the order of the sides (and
+reverses it every other round); the result is the median of the per-round ratios side / reference, in
+sentences/s (tokens/s is the same ratio: the same texts). Targets: bf16-tokens >= 2.0x the reference,
+fp32-tokens no slower than fp32-rows.
 Because other load on a shared machine moves wall times a lot between rounds, the CPU-seconds each side
 spends on the same texts are printed too (reference: this process's CPU time; Spark: the JVM, the
 Python workers and this driver, read from /proc): their ratio measures the efficiency of the Spark path
@@ -24,8 +35,8 @@ regardless of other load.
 
 The corpus is deterministic (``--seed``): word counts log-uniform in [10, 300], words drawn from a fixed
 vocabulary; tokens are counted after truncation to ``--max-length`` (special tokens included), i.e. the
-tokens the encoder actually runs over. Before timing, the UDF's output on 256 texts is checked against
-the reference (max abs difference printed).
+tokens the encoder actually runs over. Before timing, each side's output on 256 texts is checked against
+the reference (max abs difference and least cosine printed).
 """
 
 from __future__ import annotations
@@ -118,7 +129,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--cores", type=int, default=2, help="local[cores]; the reference's torch threads")
     parser.add_argument("--partitions", type=int, default=2, help="input partitions of the Spark job")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=64, help="rows per forward pass (ref, *-rows)")
+    parser.add_argument("--token-batch-size", type=int, default=256, help="most rows per pass (*-tokens)")
+    parser.add_argument("--max-tokens", type=int, default=16384, help="padded tokens per pass (*-tokens)")
+    parser.add_argument("--sides", default="ref,fp32-rows,fp32-tokens,bf16-tokens",
+                        help="comma-separated: ref, fp32-rows, fp32-tokens, bf16-rows, bf16-tokens")
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--arrow-batch-size", type=int, default=1024, help="embed_udf's arrow_batch_size")
     parser.add_argument("--max-records", type=int, default=None,
@@ -131,9 +146,12 @@ def main() -> None:
     from sentence_transformers import SentenceTransformer
     from transformers import AutoTokenizer
 
-    from smart_spark.embed.encoder import resolve_model_path
+    from smart_spark.embed.encoder import cpu_has_native_bf16, resolve_model_path
     from udfs.embed import embed_udf
 
+    sides = [s.strip() for s in args.sides.split(",") if s.strip()]
+    if sides[0] != "ref":
+        sides.insert(0, "ref")
     folder = resolve_model_path(args.model)
     texts = make_corpus(args.texts, args.seed)
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -141,7 +159,8 @@ def main() -> None:
         "input_ids"]))
     words = np.array([len(t.split()) for t in texts])
     print(f"machine: {platform.node()} {os.cpu_count()} cores, {platform.processor() or platform.machine()}; "
-          f"torch {torch.__version__}")
+          f"torch {torch.__version__}, cpu capability {torch.backends.cpu.get_cpu_capability()}, native "
+          f"bf16 (amx_bf16/avx512_bf16): {cpu_has_native_bf16()}")
     print(f"corpus: {len(texts)} texts, words min/median/max {words.min()}/{int(np.median(words))}/"
           f"{words.max()}, {tokens} tokens after truncation to {args.max_length} "
           f"({tokens / len(texts):.1f}/text)")
@@ -152,15 +171,22 @@ def main() -> None:
     df = spark.createDataFrame([(i, t) for i, t in enumerate(texts)], "i long, text string")
     df = df.repartition(args.partitions).persist()
     df.count()
-    embed = embed_udf(args.model, max_length=args.max_length, batch_size=args.batch_size, device="cpu",
-                      arrow_batch_size=args.arrow_batch_size)
+    udfs = {}
+    for side in sides[1:]:
+        precision = {"fp32": "float32", "bf16": "bfloat16"}[side.split("-")[0]]
+        by_tokens = side.endswith("-tokens")
+        udfs[side] = embed_udf(
+            args.model, max_length=args.max_length, device="cpu", arrow_batch_size=args.arrow_batch_size,
+            precision=precision, batch_size=args.token_batch_size if by_tokens else args.batch_size,
+            max_tokens=args.max_tokens if by_tokens else None)
 
-    # warm-up: one small task per core starts the Python workers, imports torch, loads the model
+    # warm-up: one small task per core starts the Python workers, imports torch, loads each encoder
     t0 = time.perf_counter()
     warm = spark.createDataFrame([(i, texts[i]) for i in range(4 * args.cores)], "i long, text string")
-    warm.repartition(args.cores).select(embed("text")).write.format("noop").mode("overwrite").save()
+    warm = warm.repartition(args.cores)
+    warm.select(*(u("text").alias(s) for s, u in udfs.items())).write.format("noop").mode("overwrite").save()
     spark_warm = time.perf_counter() - t0
-    print(f"spark warm-up (workers start, torch import, model load per worker): {spark_warm:.1f}s")
+    print(f"spark warm-up (workers start, torch import, model loads per worker): {spark_warm:.1f}s")
 
     torch.set_num_threads(args.cores)
     t0 = time.perf_counter()
@@ -185,56 +211,63 @@ def main() -> None:
     seen = spark.range(args.cores, numPartitions=args.cores).mapInArrow(probe, "pid long, threads long")
     print("spark workers (pid, torch threads):", sorted((r.pid, r.threads) for r in seen.collect()))
 
-    # same vectors? (256 texts through the UDF, collected, against the reference)
+    # same vectors? (256 texts through each UDF, collected, against the reference)
     check = spark.createDataFrame([(i, texts[i]) for i in range(min(256, len(texts)))],
                                   "i long, text string").repartition(args.cores)
-    rows = sorted(check.select("i", embed("text").alias("e")).collect(), key=lambda r: r.i)
-    got = np.array([r.e for r in rows], dtype=np.float32)
-    want = reference.encode(texts[:len(got)], batch_size=args.batch_size, convert_to_numpy=True)
-    print(f"check: max |spark - reference| over 256 texts = {np.abs(got - want).max():.2e}")
-
-    def run_reference() -> tuple[float, float]:
-        t, c = time.perf_counter(), time.process_time()
-        reference.encode(texts, batch_size=args.batch_size)
-        return time.perf_counter() - t, time.process_time() - c
+    rows = sorted(check.select("i", *(u("text").alias(s) for s, u in udfs.items())).collect(),
+                  key=lambda r: r.i)
+    want = reference.encode(texts[:len(rows)], batch_size=args.batch_size, convert_to_numpy=True)
+    for side in udfs:
+        got = np.array([r[side] for r in rows], dtype=np.float32)
+        cos = (got * want).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1))
+        print(f"check {side}: max |spark - reference| over {len(rows)} texts = "
+              f"{np.abs(got - want).max():.2e}, min cosine {cos.min():.6f}")
 
     me = os.getpid()
 
-    def run_spark() -> tuple[float, float, dict[str, float]]:
+    def run(side: str) -> tuple[float, float]:
+        """(wall seconds, CPU seconds of every process involved) for one pass over the corpus."""
+        if side == "ref":
+            t, c = time.perf_counter(), time.process_time()
+            reference.encode(texts, batch_size=args.batch_size)
+            return time.perf_counter() - t, time.process_time() - c
         before, c, t = _tree_cpu_seconds(me), time.process_time(), time.perf_counter()
-        df.select(embed("text").alias("e")).write.format("noop").mode("overwrite").save()
+        df.select(udfs[side]("text").alias("e")).write.format("noop").mode("overwrite").save()
         wall, driver = time.perf_counter() - t, time.process_time() - c
         after = _tree_cpu_seconds(me)
-        parts = {k: after[k] - before[k] for k in after} | {"driver": driver}
-        return wall, sum(parts.values()), parts
+        return wall, sum(after[k] - before[k] for k in after) + driver
 
-    ratios, cpu_ratios, ref_times, spark_times = [], [], [], []
+    walls: dict[str, list[float]] = {s: [] for s in sides}
+    cpus: dict[str, list[float]] = {s: [] for s in sides}
     for r in range(args.rounds):
-        if r % 2 == 0:
-            (tr, cr), (ts, cs, parts) = run_reference(), run_spark()
-        else:
-            (ts, cs, parts), (tr, cr) = run_spark(), run_reference()
-        ref_times.append(tr)
-        spark_times.append(ts)
-        ratios.append(tr / ts)  # spark sentences/s over reference sentences/s
-        cpu_ratios.append(cr / cs)  # reference CPU-seconds over spark CPU-seconds, same texts
-        print(f"round {r}: reference {tr:.1f}s ({len(texts) / tr:.1f} texts/s, {tokens / tr:.0f} tok/s, "
-              f"cpu {cr:.1f}s)  spark {ts:.1f}s ({len(texts) / ts:.1f} texts/s, {tokens / ts:.0f} tok/s, cpu "
-              f"{cs:.1f}s = workers {parts['python']:.1f} + jvm {parts['jvm']:.1f} + driver "
-              f"{parts['driver']:.1f})  ratio {tr / ts:.3f}, cpu ratio {cr / cs:.3f}", flush=True)
+        order = sides[r % len(sides):] + sides[:r % len(sides)]  # rotate: each side leads in turn
+        if r % 2:
+            order = order[::-1]
+        for side in order:
+            wall, cpu = run(side)
+            walls[side].append(wall)
+            cpus[side].append(cpu)
+        print(f"round {r}: " + "  ".join(
+            f"{s} {walls[s][-1]:.1f}s (x{walls['ref'][-1] / walls[s][-1]:.2f}, cpu {cpus[s][-1]:.1f}s)"
+            for s in sides), flush=True)
     spark.stop()
 
-    ref_med, spark_med, ratio = statistics.median(ref_times), statistics.median(spark_times), \
-        statistics.median(ratios)
-    print(f"reference (sentence-transformers, {args.cores} torch threads): median "
-          f"{len(texts) / ref_med:.1f} sentences/s, {tokens / ref_med:.0f} tokens/s")
-    print(f"spark local[{args.cores}], {args.partitions} partitions, embed_udf: median "
-          f"{len(texts) / spark_med:.1f} sentences/s, {tokens / spark_med:.0f} tokens/s")
-    verdict = "met" if ratio >= 0.95 else "NOT met"
-    print(f"RATIO spark/reference sentences/s: median {ratio:.3f} (rounds: "
-          f"{', '.join(f'{x:.3f}' for x in ratios)}); target >= 0.95: {verdict}")
-    print(f"RATIO reference/spark CPU-seconds for the same texts (efficiency, insensitive to other load): "
-          f"median {statistics.median(cpu_ratios):.3f} (rounds: {', '.join(f'{x:.3f}' for x in cpu_ratios)})")
+    print("\n| side | median s | texts/s | tokens/s | speed vs ST (median of per-round ratios) | rounds | "
+          "CPU-s vs ST |")
+    print("|---|---|---|---|---|---|---|")
+    for side in sides:
+        med = statistics.median(walls[side])
+        ratios = [a / b for a, b in zip(walls["ref"], walls[side], strict=True)]
+        cpu_ratio = statistics.median(a / b for a, b in zip(cpus["ref"], cpus[side], strict=True))
+        rounds = ", ".join(f"{x:.2f}" for x in ratios)
+        print(f"| {side} | {med:.1f} | {len(texts) / med:.1f} | {tokens / med:.0f} | "
+              f"{statistics.median(ratios):.2f}x | {rounds} | {cpu_ratio:.2f}x |")
+    if "fp32-rows" in sides:
+        for side in sides:
+            if side not in ("ref", "fp32-rows"):
+                ratios = [a / b for a, b in zip(walls["fp32-rows"], walls[side], strict=True)]
+                print(f"RATIO {side} / fp32-rows (speed): median {statistics.median(ratios):.2f} "
+                      f"(rounds: {', '.join(f'{x:.2f}' for x in ratios)})")
 
 
 if __name__ == "__main__":

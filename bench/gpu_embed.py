@@ -3,8 +3,10 @@
 Run on a CUDA machine (no Spark, no Java: torch, transformers, pandas; sentence-transformers for the
 reference)::
 
-    python bench/gpu_embed.py                      # 20,000 texts, both models, batch sizes 128,256,512
+    python bench/gpu_embed.py                      # 20,000 texts (8,000 for large), both models
     python bench/gpu_embed.py --device cpu --smoke # a few texts, shrunk large model: checks it runs
+
+``bench/gpu_run.sh`` runs this and ``bench/gpu_greedy.py`` into one results file.
 
 Models:
 
@@ -18,18 +20,19 @@ Models:
 Per model, on the same texts (``bench/embed_throughput.make_corpus``: 10 to 300 words, so up to 512
 tokens for ``large`` and 256 for MiniLM):
 
-- ``ours``: what the UDF runs per Arrow batch: ``load_encoder(folder, device=...)`` then
-  ``Encoder.encode`` over slices of ``--arrow-batch-size`` rows (sorted by token count inside the slice,
-  forward passes of ``batch_size`` rows; bf16 on CUDA, fp16 where bf16 is unsupported; float32 on CPU),
-  for each of ``--batch-sizes``;
+- ``ours-<precision>``: what the UDF runs per Arrow batch: ``load_encoder(folder, device=...,
+  precision=...)`` then ``Encoder.encode`` over slices of ``--arrow-batch-size`` rows (sorted by token
+  count inside the slice), for each of ``--precisions`` (float32; bfloat16 = the transformer under
+  autocast) and each of ``--batchings`` (row-count batches, or token-budget batches); the cosine between
+  the bfloat16 and float32 vectors (mean, min, 0.1th percentile) is recorded;
 - ``st-fp32``: ``SentenceTransformer(folder, device=...).encode(texts, batch_size=64)`` (its defaults);
-- ``st-bf16``: the same model cast to ``--st-half`` (bf16) with ``batch_size`` = the largest of ours,
-  to separate the precision gain from the batching.
+- ``st-bf16``: the same model cast to ``--st-half`` (bf16) with ``batch_size`` = the largest row bound of
+  ours, to separate the precision gain from the batching.
 
-Printed: texts/s and tokens/s (tokens after truncation, special tokens included), the GPU's name, and
-the ratio of each row to ``st-fp32``; the agreement of ours with ``st-fp32`` (mean cosine similarity of
-the embeddings: bf16 is not bit-identical). Timings: warm (one warm-up pass first), ``torch.cuda.synchronize``
-around each, best of ``--repeats``.
+Printed, and appended to ``--results`` (JSON Lines): texts/s and tokens/s (tokens after truncation,
+special tokens included), the GPU's name, and the ratio of each row to ``st-fp32``; the agreement of ours
+with ``st-fp32`` (cosine of the embeddings: bf16 is not bit-identical). Timings: warm (one warm-up
+pass first), ``torch.cuda.synchronize`` around each, best of ``--repeats``.
 """
 
 from __future__ import annotations
@@ -107,34 +110,52 @@ def timed(call, device: str, repeats: int):
     return out, best
 
 
+def _cosines(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    return {"cos_mean": float(cos.mean()), "cos_min": float(cos.min()),
+            "cos_p0.1": float(np.percentile(cos, 0.1))}
+
+
 def bench_model(name: str, folder: str, texts: list[str], args: argparse.Namespace) -> list[dict]:
     import torch
 
     from smart_spark.embed.encoder import load_encoder
 
     rows: list[dict] = []
-    encoder = load_encoder(folder, device=args.device, max_length=args.max_length)
-    limit = encoder.max_length
-    lengths = [len(ids) for ids in encoder.tokenizer(texts, truncation=True, max_length=limit)["input_ids"]]
-    tokens = int(sum(lengths))
-    dtype = str(next(encoder.model.parameters()).dtype).replace("torch.", "")
-    print(f"{name}: {folder}\n  {len(texts)} texts, {tokens} tokens (truncation {limit}), "
-          f"ours runs {dtype} on {encoder.device}", flush=True)
+    outputs: dict[str, np.ndarray] = {}
+    limit = tokens = 0
+    for precision in args.precisions:
+        encoder = load_encoder(folder, device=args.device, max_length=args.max_length, precision=precision)
+        if not tokens:
+            limit = encoder.max_length
+            lengths = encoder.tokenizer(texts, truncation=True, max_length=limit)["input_ids"]
+            tokens = int(sum(len(ids) for ids in lengths))
+            print(f"{name}: {folder}\n  {len(texts)} texts, {tokens} tokens (truncation {limit}) on "
+                  f"{encoder.device}", flush=True)
 
-    def ours(batch_size: int, encoder=encoder) -> np.ndarray:
-        parts = [encoder.encode(texts[a:a + args.arrow_batch_size], batch_size=batch_size)
-                 for a in range(0, len(texts), args.arrow_batch_size)]
-        return np.concatenate(parts)
+        def ours(batch_size: int, max_tokens: int | None, encoder=encoder) -> np.ndarray:
+            parts = [encoder.encode(texts[a:a + args.arrow_batch_size], batch_size=batch_size,
+                                    max_tokens=max_tokens)
+                     for a in range(0, len(texts), args.arrow_batch_size)]
+            return np.concatenate(parts)
 
-    ours(max(args.batch_sizes))  # warm-up (kernels, allocator)
-    ours_out = None
-    for bs in args.batch_sizes:
-        ours_out, secs = timed(lambda bs=bs: ours(bs), args.device, args.repeats)
-        rows.append({"model": name, "engine": f"ours-{dtype}", "batch": bs, "seconds": secs})
-        print(f"  ours batch {bs}: {secs:.2f}s", flush=True)
-    del encoder
-    if args.device.startswith("cuda"):
-        torch.cuda.empty_cache()
+        ours(*args.batchings[-1])  # warm-up (kernels, allocator)
+        for bs, mt in args.batchings:
+            out, secs = timed(lambda bs=bs, mt=mt: ours(bs, mt), args.device, args.repeats)
+            label = f"rows {bs}" if mt is None else f"tokens {mt}, rows <= {bs}"
+            rows.append({"model": name, "engine": f"ours-{precision}", "batching": label, "seconds": secs})
+            outputs.setdefault(f"ours-{precision}", out)
+            print(f"  ours {precision} {label}: {secs:.2f}s", flush=True)
+        del encoder
+        if args.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+    if "ours-float32" in outputs and "ours-bfloat16" in outputs:
+        stats = _cosines(outputs["ours-float32"], outputs["ours-bfloat16"])
+        print(f"  cosine(ours bf16, ours fp32): mean {stats['cos_mean']:.6f}, min {stats['cos_min']:.6f}, "
+              f"0.1th pct {stats['cos_p0.1']:.6f}")
+        for r in rows:
+            if r["engine"] == "ours-bfloat16":
+                r.update(stats)
 
     try:
         from sentence_transformers import SentenceTransformer
@@ -146,20 +167,21 @@ def bench_model(name: str, folder: str, texts: list[str], args: argparse.Namespa
     st.encode(texts[:256], batch_size=64)
     ref, secs = timed(lambda st=st: st.encode(texts, batch_size=64, convert_to_numpy=True), args.device,
                       args.repeats)
-    rows.append({"model": name, "engine": "st-fp32", "batch": 64, "seconds": secs})
+    rows.append({"model": name, "engine": "st-fp32", "batching": "rows 64", "seconds": secs})
     print(f"  st-fp32 batch 64: {secs:.2f}s", flush=True)
-    cos = float(np.mean(np.sum(ours_out * ref, axis=1)))
-    diff = np.abs(ours_out - ref).max()
-    print(f"  agreement ours vs st-fp32: mean cosine {cos:.6f}, max |diff| {diff:.2e}")
+    for engine, out in outputs.items():
+        stats = _cosines(out, ref)
+        print(f"  agreement {engine} vs st-fp32: mean cosine {stats['cos_mean']:.6f}, "
+              f"min {stats['cos_min']:.6f}, max |diff| {np.abs(out - ref).max():.2e}")
     if args.device.startswith("cuda"):
         bf16 = args.st_half == "bf16" and torch.cuda.is_bf16_supported()
         half = torch.bfloat16 if bf16 else torch.float16
         st = st.to(half)
-        bs = max(args.batch_sizes)
+        bs = max(b for b, _ in args.batchings)
         st.encode(texts[:256], batch_size=bs)
         _, secs = timed(lambda st=st, bs=bs: st.encode(texts, batch_size=bs), args.device, args.repeats)
-        rows.append({"model": name, "engine": f"st-{str(half).replace('torch.', '')}", "batch": bs,
-                     "seconds": secs})
+        engine = f"st-{str(half).replace('torch.', '')}"
+        rows.append({"model": name, "engine": engine, "batching": f"rows {bs}", "seconds": secs})
         print(f"  st-{half} batch {bs}: {secs:.2f}s", flush=True)
     del st
     if args.device.startswith("cuda"):
@@ -169,20 +191,35 @@ def bench_model(name: str, folder: str, texts: list[str], args: argparse.Namespa
     return rows
 
 
+def _batchings(text: str) -> list[tuple[int, int | None]]:
+    """``"rows:256,tokens:1024:65536"`` → [(256, None), (1024, 65536)]: (most rows, most padded tokens)."""
+    out: list[tuple[int, int | None]] = []
+    for item in text.split(","):
+        kind, *nums = item.split(":")
+        out.append((int(nums[0]), None) if kind == "rows" else (int(nums[0]), int(nums[1])))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda", help="cuda (default), cuda:N or cpu")
     parser.add_argument("--texts", type=int, default=20000)
     parser.add_argument("--models", default="minilm,large", type=lambda s: s.split(","))
-    parser.add_argument("--batch-sizes", default="128,256,512", type=lambda s: [int(x) for x in s.split(",")])
+    parser.add_argument("--large-texts", type=int, default=8000, help="texts for the large model")
+    parser.add_argument("--precisions", default="float32,bfloat16", type=lambda s: s.split(","))
+    parser.add_argument("--batchings", default="rows:256,tokens:1024:65536", type=_batchings,
+                        help="forward-pass bounds: rows:R (R rows) or tokens:R:T (R rows, T padded tokens)")
+    parser.add_argument("--results", default="gpu_results.jsonl",
+                        help="JSON Lines file the rows are appended to (shared with bench/gpu_greedy.py)")
     parser.add_argument("--arrow-batch-size", type=int, default=4096, help="rows sorted and encoded together")
     parser.add_argument("--max-length", type=int, default=512, help="truncation (each model caps it)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--st-half", default="bf16", choices=["bf16", "fp16"])
-    parser.add_argument("--smoke", action="store_true", help="tiny run: 48 texts, large model 2 layers")
+    parser.add_argument("--smoke", action="store_true", help="tiny run: 24 texts, large model 2 layers")
     args = parser.parse_args()
     if args.smoke:
-        args.texts, args.repeats, args.batch_sizes = 48, 1, [16, 32]
+        args.texts, args.large_texts, args.repeats = 24, 24, 1
+        args.batchings = [(16, None), (64, 2048)]
 
     import pandas as pd
     import torch
@@ -206,7 +243,17 @@ def main() -> None:
                                           layers=2 if args.smoke else 24)
             else:
                 raise SystemExit(f"unknown model {name!r} (minilm, large)")
-            rows += bench_model(name, folder, texts, args)
+            subset = texts[:args.large_texts] if name == "large" else texts
+            model_rows = bench_model(name, folder, subset, args)
+            with open(args.results, "a", encoding="utf8") as fh:  # per model: a timeout keeps what ran
+                ref = {r["seconds"] for r in model_rows if r["engine"] == "st-fp32"}
+                for r in model_rows:
+                    extra = {"texts/s": r["texts"] / r["seconds"], "tokens/s": r["tokens"] / r["seconds"]}
+                    if ref:
+                        extra["x st-fp32"] = min(ref) / r["seconds"]
+                    head = {"bench": "gpu_embed", "gpu": gpu, "device": args.device}
+                    fh.write(json.dumps({**head, **r, **extra}) + "\n")
+            rows += model_rows
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -216,8 +263,9 @@ def main() -> None:
     ref = df[df["engine"] == "st-fp32"].set_index("model")["seconds"]
     df["x st-fp32"] = [ref.get(m, np.nan) / s for m, s in zip(df["model"], df["seconds"])]
     print(f"\nGPU: {gpu}, device {args.device}")
-    print(df[["model", "engine", "batch", "seconds", "texts/s", "tokens/s", "x st-fp32"]].to_string(
+    print(df[["model", "engine", "batching", "seconds", "texts/s", "tokens/s", "x st-fp32"]].to_string(
         index=False, float_format=lambda x: f"{x:.2f}"))
+    print(f"appended {len(df)} rows to {args.results}")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ Compared (same data: unit rows, d = 384, 50 Gaussian clusters or ``--kind random
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import platform
@@ -99,6 +100,8 @@ def main() -> None:
     parser.add_argument("--kind", default="clustered", choices=["clustered", "random"])
     parser.add_argument("--block", type=int, default=4096)
     parser.add_argument("--smoke", action="store_true", help="n = 3000, CPU sizes 1000,2000")
+    parser.add_argument("--results", default="gpu_results.jsonl",
+                        help="JSON Lines file the rows are appended to (shared with bench/gpu_embed.py)")
     args = parser.parse_args()
     if args.smoke:
         args.n, args.cpu_sizes = 3000, [1000, 2000]
@@ -148,6 +151,10 @@ def main() -> None:
                  "measured": True})
     print(f"\nGPU: {gpu}, device {args.device}")
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda x: f"{x:.2f}"))
+    with open(args.results, "a", encoding="utf8") as fh:
+        for row in rows:
+            fh.write(json.dumps({"bench": "gpu_greedy", "gpu": gpu, "device": args.device, **row}) + "\n")
+    print(f"appended {len(rows)} rows to {args.results}")
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ An iterator Arrow UDF (``pyspark.sql.functions.arrow_udf``, ``Iterator[pa.Array]
 each Python worker loads the encoder once (:func:`~smart_spark.embed.encoder.load_encoder`,
 cached per process),
 encodes slices of ``arrow_batch_size`` rows (sorted by token count inside the slice, forward passes of
-``batch_size`` rows, by ``Encoder.encode``) and hands the (n, dim) float32 result to Arrow as one list
-array over the flat buffer: no per-row Python objects on the way out.
+at most ``batch_size`` rows and ``max_tokens`` padded tokens, by ``Encoder.encode``) and hands the
+(n, dim) float32 result to Arrow as one list array over the flat buffer: no per-row Python objects on
+the way out.
 
 Why not ``predict_batch_udf`` or a pandas iterator UDF (both return ``pd.Series(list(rows))``, one numpy
 object per row)? Measured on 2 shared CPU cores, local[2], 4 partitions, medians of 4 interleaved runs:
@@ -25,6 +26,7 @@ texts/s per task, the per-row conversion of the other two would be a large share
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -34,6 +36,9 @@ from pyspark.sql.types import ArrayType, FloatType
 
 from smart_spark.embed.encoder import load_encoder
 from smart_spark.errors import SmartError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 
 def embeddings_to_arrow(embeddings: np.ndarray) -> pa.ListArray:
@@ -51,6 +56,8 @@ def embed_udf(
     device: str = "auto",
     arrow_batch_size: int = 1024,
     cpu_threads: int | None = None,
+    precision: str = "float32",
+    max_tokens: int | None = None,
 ) -> Callable[[Column | str], Column]:
     """A UDF mapping a string column to ``array<float>`` embeddings (``Encoder.dim`` floats each, unit
     norm for sentence-transformers folders that end in Normalize, and for plain folders).
@@ -59,16 +66,34 @@ def embed_udf(
     ``max_length``: truncation, tokens; ``batch_size``: rows per forward pass; ``device``: ``auto``,
     ``cpu`` or ``cuda`` (``auto`` uses the task's assigned GPU); ``arrow_batch_size``: rows sorted and
     encoded together (and per output Arrow batch); ``cpu_threads``: torch threads per task on CPU
-    (``None`` = the task's cores). A null text fails the task with a SmartError saying so.
+    (``None`` = the task's cores); ``precision``: ``float32``, ``bfloat16`` or ``auto`` (resolved on each
+    executor; the job resolves it once on the driver instead, so every task agrees); ``max_tokens``: padded
+    tokens per forward pass (``None`` = rows only). A null text fails the task with a SmartError saying so.
     """
 
     def embed(batches: Iterator[pa.Array]) -> Iterator[pa.Array]:
-        encoder = load_encoder(model, device=device, max_length=max_length, cpu_threads=cpu_threads)
+        encoder = load_encoder(model, device=device, max_length=max_length, cpu_threads=cpu_threads,
+                               precision=precision)
         for batch in batches:
             if batch.null_count:
                 raise SmartError(f"cannot embed a null text ({batch.null_count} null of {len(batch)} rows)")
             for start in range(0, len(batch), arrow_batch_size):
                 texts = batch.slice(start, arrow_batch_size).to_pylist()
-                yield embeddings_to_arrow(encoder.encode(texts, batch_size=batch_size))
+                yield embeddings_to_arrow(encoder.encode(texts, batch_size=batch_size, max_tokens=max_tokens))
 
     return arrow_udf(embed, ArrayType(FloatType()))
+
+
+def executor_precision(spark: SparkSession, precision: str = "auto", device: str = "auto") -> str:
+    """``precision`` as one Spark task resolves it (``float32`` or ``bfloat16``, by
+    :func:`~smart_spark.embed.encoder.resolve_precision` on that task's device): for clusters whose
+    executors may differ from the driver (a CPU driver with GPU workers). Runs one small task."""
+
+    def probe(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from smart_spark.embed.encoder import resolve_device, resolve_precision
+
+        for _ in batches:
+            pass
+        yield pa.RecordBatch.from_pydict({"p": [resolve_precision(precision, resolve_device(device))]})
+
+    return str(spark.range(1, numPartitions=1).mapInArrow(probe, "p string").collect()[0]["p"])

@@ -262,7 +262,8 @@ def embed_stage(spark: SparkSession, prepared: DataFrame, config: JobConfig) -> 
 
     texts = prepared.select("task", "stratum", "id", F.col(PROMPT_COLUMN).alias("_text"))
     options = dict(text_col="_text", model=config.model, max_length=config.max_length,
-                   batch_size=config.embed_batch_size, device=config.device)
+                   batch_size=config.embed_batch_size, device=config.device, precision=config.precision,
+                   max_tokens=config.embed_max_tokens)
     cache = None
     if config.embeddings_table:
         cache = delta_io.table_ref(config.embeddings_table)

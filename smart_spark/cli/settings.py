@@ -31,6 +31,7 @@ from smart_spark.spark.reader import INPUT_FORMATS, InputSpec
 
 INSTANCE_FUNCTIONS = (*FUNCTIONS, "random")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "float32", "bfloat16")
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$")
 REQUIRED = dataclasses.MISSING  # the default of a setting that must be given
 
@@ -139,8 +140,12 @@ class JobConfig:
     model: str | None = setting(None, "Hugging Face encoder folder or offline-resolvable id",
                                 default_text="the bundled all-MiniLM-L6-v2")
     max_length: int = setting(256, "tokenizer truncation (tokens)", minimum=1)
-    embed_batch_size: int = setting(64, "rows per forward pass", minimum=1)
+    embed_batch_size: int = setting(64, "most rows per forward pass", minimum=1)
+    embed_max_tokens: int = setting(16384, "most padded tokens per forward pass (rows sorted by length)",
+                                    minimum=1)
     device: str = setting("auto", "where the encoder and the FL greedy run", choices=DEVICES)
+    precision: str = setting("auto", "encoder precision: auto is bfloat16 on GPUs that have it, float32 "
+                             "elsewhere", choices=PRECISIONS)
     embeddings_table: str | None = setting(None, "embedding cache table", default_text="<output>/embeddings")
     # Stage 1: tasks, weights, budgets.
     num_tasks: int | None = setting(

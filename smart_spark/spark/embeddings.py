@@ -1,7 +1,8 @@
 """Embeddings for a DataFrame's text column, through the Delta ``embeddings`` cache (docs/tables.md).
 
-Cache rows: ``model`` string (:func:`~smart_spark.embed.encoder.model_id`: name, folder fingerprint and
-truncation length), ``text_sha256`` string (hex SHA-256 of the UTF-8 text), ``dim`` int, ``embedding``
+Cache rows: ``model`` string (:func:`~smart_spark.embed.encoder.model_id`: name, folder fingerprint,
+truncation length and, for bfloat16, ``/bf16``: the two precisions never share a key), ``text_sha256``
+string (hex SHA-256 of the UTF-8 text), ``dim`` int, ``embedding``
 array<float>, ``created_at`` timestamp. Rows are only ever added (``merge_insert_new`` on
 (model, text_sha256)).
 """
@@ -16,10 +17,10 @@ from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
 from smart_spark.delta import tables as delta_io
-from smart_spark.embed.encoder import embedding_dim, model_id
+from smart_spark.embed.encoder import embedding_dim, model_id, resolve_device, resolve_precision
 from smart_spark.errors import SmartError
 from smart_spark.spark.progress import describe, watch
-from udfs.embed import embed_udf
+from udfs.embed import embed_udf, executor_precision
 from udfs.text import token_count_udf
 
 if TYPE_CHECKING:
@@ -61,17 +62,21 @@ def embed_uncached(
     batch_size: int = 64,
     device: str = "auto",
     out_col: str = "embedding",
+    precision: str = "float32",
+    max_tokens: int | None = None,
 ) -> tuple[DataFrame, dict[str, Any]]:
     """Like :func:`embed_with_cache` with no cache table: each distinct text is embedded once (in memory,
     persisted) and joined back; nothing is written. For notebooks that must not write."""
     if out_col in df.columns:
         raise SmartError(f"column {out_col!r} already exists; it would be overwritten by the embeddings")
-    key, dim = model_id(model, max_length), embedding_dim(model)
+    precision = job_precision(spark, precision, device)
+    key, dim = model_id(model, max_length, precision), embedding_dim(model)
     keyed = df.withColumn(_SHA, text_sha256(text_col))
     distinct = keyed.select(F.col(_SHA).alias(_STORED), F.col(text_col).alias(_TEXT))
     distinct = distinct.dropDuplicates([_STORED])
     n_texts = distinct.count()
-    embed = embed_udf(model, max_length=max_length, batch_size=batch_size, device=device)
+    embed = embed_udf(model, max_length=max_length, batch_size=batch_size, device=device,
+                      precision=precision, max_tokens=max_tokens)
     vectors = (distinct.repartition(_embed_partitions(spark, max(n_texts, 1), batch_size))
                .select(_STORED, embed(F.col(_TEXT)).alias(out_col))
                .persist(StorageLevel.MEMORY_AND_DISK))
@@ -99,6 +104,21 @@ def count_truncated(df: DataFrame, *, text_col: str, model: str | None, max_leng
             "truncated_share": round(truncated / rows, 6) if rows else 0.0}
 
 
+def job_precision(spark: SparkSession, precision: str, device: str) -> str:
+    """``precision`` resolved once for the whole job (``float32`` or ``bfloat16``), so every task embeds
+    alike and the cache key is known on the driver: ``auto`` is decided on the driver in local mode, and
+    by one executor task on a cluster (whose workers may have GPUs or CPUs the driver lacks)."""
+    if precision != "auto":
+        return resolve_precision(precision, "cpu")  # checks the name; executors check their device
+    try:
+        master = str(spark.conf.get("spark.master", "") or "")
+    except Exception:  # Spark Connect may not expose it: ask an executor
+        master = ""
+    if master.startswith("local"):
+        return resolve_precision("auto", resolve_device(device))
+    return executor_precision(spark, "auto", device)
+
+
 def embed_with_cache(
     spark: SparkSession,
     df: DataFrame,
@@ -110,13 +130,17 @@ def embed_with_cache(
     batch_size: int = 64,
     device: str = "auto",
     out_col: str = "embedding",
+    precision: str = "float32",
+    max_tokens: int | None = None,
 ) -> tuple[DataFrame, dict[str, Any]]:
     """``df`` plus ``out_col`` (array<float>, the embedding of ``text_col``), and stats.
 
     Only texts not yet cached for this model are embedded, once per distinct text (the UDF's output goes
     straight into the cache table by MERGE, then every row's embedding is read back from the cache, so the
     encoder runs at most once per text). Stats: ``texts`` distinct texts, ``cache_hits`` of them already
-    cached, ``embedded`` embedded now, ``model`` the cache key, ``dim`` the embedding width.
+    cached, ``embedded`` embedded now, ``model`` the cache key (ends in ``/bf16`` when the resolved
+    ``precision`` is bfloat16; ``auto``: :func:`job_precision`), ``dim`` the embedding width.
+    ``max_tokens``: padded tokens per forward pass (``batch_size`` rows at most either way).
     SmartError when ``out_col`` already exists or the cache holds rows of this model with another dim.
     The result is lazy; the caller persists it if it is used more than once.
     """
@@ -124,7 +148,8 @@ def embed_with_cache(
         raise SmartError(f"text column {text_col!r} is not in the data")
     if out_col in df.columns:
         raise SmartError(f"column {out_col!r} already exists; it would be overwritten by the embeddings")
-    key = model_id(model, max_length)
+    precision = job_precision(spark, precision, device)
+    key = model_id(model, max_length, precision)
     dim = embedding_dim(model)
     keyed = df.withColumn(_SHA, text_sha256(text_col))
 
@@ -156,7 +181,8 @@ def embed_with_cache(
         if n_missing:
             missing = distinct if stored is None else distinct.join(
                 stored, F.col(_SHA) == F.col(_STORED), "left_anti")
-            embed = embed_udf(model, max_length=max_length, batch_size=batch_size, device=device)
+            embed = embed_udf(model, max_length=max_length, batch_size=batch_size, device=device,
+                              precision=precision, max_tokens=max_tokens)
             # Few bytes but much compute: spread over the cluster (AQE would coalesce the shuffle output
             # of a few MB of text into one task).
             parts = _embed_partitions(spark, n_missing, batch_size)

@@ -1,0 +1,149 @@
+"""--precision and token-budget batches: bfloat16 close to float32 on real text, cache keys kept apart,
+float32 vectors unchanged by how rows are batched."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from smart_spark.cli.settings import make_config  # noqa: E402
+from smart_spark.datasets.real_text import python_doc_paragraphs  # noqa: E402
+from smart_spark.embed.encoder import (  # noqa: E402
+    cpu_has_native_bf16,
+    load_encoder,
+    model_id,
+    resolve_precision,
+    token_batches,
+)
+from smart_spark.errors import SmartError  # noqa: E402
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "instructions.jsonl"
+#: Least per-text cosine(bfloat16, float32) accepted. Measured (bench/precision_quality.py, RESULTS.md):
+#: min 0.99995 over the sample's 3,493 prompts; the bound leaves room for other CPUs' kernels.
+MIN_COSINE = 0.9995
+
+
+@pytest.fixture(scope="module")
+def texts() -> list[str]:
+    """300 real texts: 150 Python docstring paragraphs (short to long) and 150 sample prompts."""
+    rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf8").splitlines()]
+    return python_doc_paragraphs(150) + [r["prompt"] for r in rows[::23]][:150]
+
+
+@pytest.fixture(scope="module")
+def fp32(texts) -> np.ndarray:
+    return load_encoder(None, device="cpu").encode(texts)
+
+
+def test_bfloat16_close_to_float32(texts, fp32) -> None:
+    encoder = load_encoder(None, device="cpu", precision="bfloat16")
+    assert encoder.precision == "bfloat16" and encoder.model_id.endswith("/max256/bf16")
+    bf16 = encoder.encode(texts)
+    assert bf16.dtype == np.float32 and bf16.shape == fp32.shape
+    np.testing.assert_allclose(np.linalg.norm(bf16, axis=1), 1.0, atol=1e-5)  # normalised in float32
+    cos = (bf16 * fp32).sum(1)
+    assert cos.min() >= MIN_COSINE
+    assert np.abs(bf16 - fp32).max() > 1e-5  # really ran in bfloat16
+    # float32 stays what sentence-transformers gives (the float32 encoder is the one of test_encoder)
+    assert load_encoder(None, device="cpu", precision="float32").model_id == model_id(None, 256)
+
+
+def test_float32_unchanged_by_token_batches(texts, fp32) -> None:
+    encoder = load_encoder(None, device="cpu")
+    subset, want = texts[::2], fp32[::2]  # other neighbours, other padding, other batch widths
+    for batch_size, max_tokens in ((512, 4096), (512, 700), (7, None)):
+        got = encoder.encode(subset, batch_size=batch_size, max_tokens=max_tokens)
+        assert np.abs(got - want).max() <= 1e-6, (batch_size, max_tokens)
+
+
+def test_token_batches_bound_rows_and_tokens() -> None:
+    lengths = np.array([300, 256, 256, 100, 50, 50, 20, 20, 20, 5, 5, 3])
+    batches = token_batches(lengths, batch_size=4, max_tokens=512)
+    assert batches[0] == (0, 1)  # longer than the budget: alone
+    assert [b for b in batches if b[0] > 0][0] == (1, 3)
+    starts = [s for s, _ in batches]
+    assert starts == sorted(starts) and batches[-1][1] == len(lengths)
+    assert all(b[0] == a[1] for a, b in zip(batches, batches[1:], strict=False))
+    for start, stop in batches:
+        assert stop - start <= 4
+        assert stop - start == 1 or (stop - start) * lengths[start] <= 512
+    assert token_batches(lengths, batch_size=5) == [(0, 5), (5, 10), (10, 12)]
+    assert token_batches(np.array([], dtype=int), 8, 100) == []
+
+
+def test_resolve_precision(tmp_path) -> None:
+    amx = tmp_path / "amx"
+    amx.write_text("processor\t: 0\nflags\t\t: fpu sse avx512f amx_bf16 amx_tile\n")
+    plain = tmp_path / "plain"
+    plain.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f\n")
+    assert cpu_has_native_bf16(str(amx)) and not cpu_has_native_bf16(str(plain))
+    assert not cpu_has_native_bf16(str(tmp_path / "missing"))
+    assert resolve_precision("auto", "cpu") == "float32"  # batch-invariant vectors (see RESULTS.md)
+    assert resolve_precision("float32", "cpu") == "float32"
+    assert resolve_precision("bfloat16", "cpu") == "bfloat16"
+    with pytest.raises(SmartError, match="--precision 'half'"):
+        resolve_precision("half", "cpu")
+    with pytest.raises(SmartError, match="once resolved"):
+        model_id(None, 256, "auto")
+
+
+def test_settings_precision_and_max_tokens() -> None:
+    base = {"input": "x", "output": "y", "num_instances": 10}
+    config = make_config(base)
+    assert (config.precision, config.embed_max_tokens, config.embed_batch_size) == ("auto", 16384, 64)
+    config = make_config(base | {"precision": "bfloat16", "embed_max_tokens": "4096"})
+    assert (config.precision, config.embed_max_tokens) == ("bfloat16", 4096)
+    with pytest.raises(SmartError, match="--precision must be one of auto, float32, bfloat16"):
+        make_config(base | {"precision": "fp16"})
+    with pytest.raises(SmartError, match="--embed-max-tokens must be positive"):
+        make_config(base | {"embed_max_tokens": 0})
+
+
+@pytest.mark.spark
+def test_cache_keeps_precisions_apart(spark, tmp_path, texts) -> None:
+    from deltalake import DeltaTable
+
+    from smart_spark.delta.tables import TableRef
+    from smart_spark.spark.embeddings import embed_with_cache
+
+    subset = texts[140:180]  # docstrings and prompts
+    ref = TableRef(path=str(tmp_path / "embeddings"))
+    df = spark.createDataFrame(list(enumerate(subset)), "id long, prompt string").repartition(2)
+    runs = []
+    for precision in ("float32", "bfloat16", "float32"):
+        out, stats = embed_with_cache(spark, df, text_col="prompt", model=None, cache=ref, device="cpu",
+                                      precision=precision, max_tokens=2048)
+        rows = sorted(out.collect(), key=lambda r: r.id)
+        runs.append((stats, np.array([r.embedding for r in rows], np.float32)))
+    (first, v32), (second, v16), (third, again) = runs
+    assert (first["embedded"], second["embedded"], third["embedded"]) == (len(subset), len(subset), 0)
+    assert (second["cache_hits"], third["cache_hits"]) == (0, len(subset))  # bf16 never reads fp32 rows
+    keys = {"float32": first["model"], "bfloat16": second["model"]}
+    assert keys["float32"] == model_id(None, 256) and keys["bfloat16"] == keys["float32"] + "/bf16"
+    data = DeltaTable(str(tmp_path / "embeddings")).to_pyarrow_table(columns=["model"]).to_pylist()
+    assert sorted({r["model"] for r in data}) == sorted(keys.values()) and len(data) == 2 * len(subset)
+    want32 = load_encoder(None, device="cpu").encode(subset)
+    want16 = load_encoder(None, device="cpu", precision="bfloat16").encode(subset)
+    np.testing.assert_allclose(v32, want32, atol=1e-5, rtol=0)
+    np.testing.assert_array_equal(again, v32)
+    assert (v16 * want16).sum(1).min() >= 0.9999  # bfloat16 vectors, batched differently
+    assert (v16 * v32).sum(1).min() >= MIN_COSINE and np.abs(v16 - v32).max() > 1e-5
+
+
+@pytest.mark.spark
+def test_auto_precision_resolved_by_an_executor(spark) -> None:
+    from smart_spark.spark.embeddings import job_precision
+    from udfs.embed import executor_precision
+
+    assert executor_precision(spark, "auto", "cpu") == "float32"  # what a cluster run asks one task
+    assert executor_precision(spark, "bfloat16", "cpu") == "bfloat16"
+    assert job_precision(spark, "auto", "cpu") == "float32"  # local mode: decided on the driver
+    assert job_precision(spark, "float32", "cpu") == "float32"
+    with pytest.raises(SmartError, match="--precision"):
+        job_precision(spark, "fp8", "cpu")
