@@ -142,7 +142,7 @@ class JobConfig:
     max_length: int = setting(256, "tokenizer truncation (tokens)", minimum=1)
     embed_batch_size: int = setting(64, "most rows per forward pass", minimum=1)
     embed_max_tokens: int = setting(16384, "most padded tokens per forward pass (rows sorted by length)",
-                                    minimum=1)
+                                    above=0)
     device: str = setting("auto", "where the encoder and the FL greedy run", choices=DEVICES)
     precision: str = setting("auto", "encoder precision: auto is bfloat16 on GPUs that have it, float32 "
                              "elsewhere", choices=PRECISIONS)
