@@ -38,9 +38,12 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
     session.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def sail():
-    """A Spark Connect session to a Sail server on 127.0.0.1 (a free port), stopped afterwards."""
+    """A Spark Connect session to a Sail server on 127.0.0.1 (a free port), stopped afterwards.
+
+    One per test module: Sail ends a Connect session that stays idle too long, and the whole suite runs
+    for half an hour between the first module that uses it and the last."""
     from pysail.spark import SparkConnectServer
     from pyspark.sql.connect.session import SparkSession as RemoteSparkSession
 
