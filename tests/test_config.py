@@ -97,3 +97,14 @@ def test_every_declared_setting_is_a_flag_and_a_yaml_key(tmp_path):
     assert (c.max_length, c.report, c.epm_cap, c.group_weights) == (12, False, 3, {"a": 1.0, "b": 2.0})
     with pytest.raises(SmartError, match="--epm-cap must be positive"):
         make_config({"input": "a", "output": "o", "num_instances": 1, "epm_cap": 0})
+
+
+def test_every_setting_is_documented():
+    from pathlib import Path
+
+    from smart_spark.cli.settings import declared, flag
+
+    usage = (Path(__file__).resolve().parent.parent / "docs" / "usage.md").read_text(encoding="utf-8")
+    missing = [flag(f.name) for f in declared()
+               if flag(f.name) not in usage and f"--no-{f.name.replace('_', '-')}" not in usage]
+    assert not missing, f"settings missing from docs/usage.md: {missing}"
