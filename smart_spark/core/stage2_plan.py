@@ -5,7 +5,7 @@ ids, so it is built on the driver before any row moves. :func:`smart_spark.core.
 partitioned_greedy_select` (in process) and ``smart_spark.spark.selection`` (in Spark) both execute it;
 neither decides a method, a partition count or a partition's budget on its own.
 
-Per group with budget b and n rows (SMART-SPEC.md, stage 2):
+Per group with budget b and n rows (docs/algorithm.md, stage 2):
 
 - ``WHOLE``: b == n (job only): every row, ranked by id, no gain;
 - ``RANDOM``: instance function ``random`` (job only): the b rows first in the seeded hash order of ids;
@@ -244,7 +244,7 @@ class Source(enum.Enum):
 class SweepPlan:
     """The selections a sweep of several budget maps needs, and which one serves each mixture's group.
 
-    Greedy and random orderings are prefixes (SMART-SPEC.md, stage 2), so one selection to the largest
+    Greedy and random orderings are prefixes (docs/algorithm.md, stage 2), so one selection to the largest
     partial budget (below the group's size) serves every mixture that does not take the group whole. The
     partitioned greedy is not nested: a group larger than P with several partial budgets is selected
     apart, once per mixture.
