@@ -42,6 +42,7 @@ import importlib
 import inspect
 import json
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,6 +75,9 @@ _TRANSFORMER_CONFIG_FILES = (
 _HASHED_WHOLE_BYTES = 8 << 20  # files up to 8 MiB are fingerprinted by content
 _SAMPLE_BYTES = 1 << 20  # larger ones by size and three 1 MiB samples (start, middle, end)
 _ENCODERS: dict[tuple[str, str, int, str], Encoder] = {}
+#: Loads one encoder or tokenizer at a time: engines that run Python UDFs in threads of one process (Sail)
+#: would otherwise load twice, and transformers' lazy imports are not thread-safe.
+_LOAD_LOCK = threading.RLock()
 PRECISIONS = ("auto", "float32", "bfloat16")
 #: /proc/cpuinfo flags of x86 CPUs whose bfloat16 matrix instructions torch's oneDNN kernels use.
 _NATIVE_BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
@@ -384,10 +388,11 @@ def load_encoder(
     dtype = resolve_precision(precision, resolved)
     path = resolve_model_path(model)
     key = (path, resolved, int(max_length), dtype)
-    encoder = _ENCODERS.get(key)
-    if encoder is None:
-        encoder = Encoder(read_spec(model), device=resolved, max_length=max_length, precision=dtype)
-        _ENCODERS[key] = encoder
+    with _LOAD_LOCK:
+        encoder = _ENCODERS.get(key)
+        if encoder is None:
+            encoder = Encoder(read_spec(model), device=resolved, max_length=max_length, precision=dtype)
+            _ENCODERS[key] = encoder
     return encoder
 
 
@@ -589,15 +594,16 @@ _TOKENIZERS: dict[str, Any] = {}
 def load_tokenizer(model: str | None) -> Any:
     """The Hugging Face tokenizer of ``model``'s transformer (no weights loaded), once per process."""
     spec = read_spec(model)
-    tokenizer = _TOKENIZERS.get(spec.transformer_path)
-    if tokenizer is None:
-        from transformers import AutoTokenizer
+    with _LOAD_LOCK:
+        tokenizer = _TOKENIZERS.get(spec.transformer_path)
+        if tokenizer is None:
+            from transformers import AutoTokenizer
 
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(spec.transformer_path, **spec.tokenizer_kwargs)
-        except Exception as e:  # any loading failure means the folder is not a usable model
-            raise SmartError(f"--model {spec.path}: cannot load the tokenizer: {e}") from e
-        _TOKENIZERS[spec.transformer_path] = tokenizer
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(spec.transformer_path, **spec.tokenizer_kwargs)
+            except Exception as e:  # any loading failure means the folder is not a usable model
+                raise SmartError(f"--model {spec.path}: cannot load the tokenizer: {e}") from e
+            _TOKENIZERS[spec.transformer_path] = tokenizer
     return tokenizer
 
 
