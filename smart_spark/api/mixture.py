@@ -113,7 +113,6 @@ class MixtureResult:
         if not output or output == NOT_WRITTEN:
             raise SmartError("write() needs an output: a folder or a catalog schema (catalog.db)")
         refs = delta_io.output_tables(output)
-        # Runs on this output that a killed driver left unfinished are put back first (docs/reliability.md).
         what = f"write {len(self.mixtures)} mixture(s) to {output}"
         with stage(self.spark, "write", what, self.stage_seconds) as st:
             self._commit(output, refs)
@@ -129,14 +128,19 @@ class MixtureResult:
 
     def _commit(self, output: str, refs: dict[str, delta_io.TableRef]) -> None:
         """Recover dead runs, then commit every mixture's tables (all or nothing) under the run ledger."""
+        # Runs on this output that a killed driver left unfinished are put back first (docs/reliability.md).
         own = [m.run_id for m in self.mixtures]
         for run_id, reason in recover(self.spark, refs, stale_after=self.config.stale_after,
                                       by=f"run {self.config.run_id}", own_run_ids=own):
             log.warning("put back unfinished run %s: %s", run_id, reason)
-        runs = []
+        runs, ledger_rows = [], {}
         for m in self.mixtures:
             config = dataclasses.replace(m.config, output=output)
             m.summary["output"] = output
+            # Visible as `running` (heartbeating) from before the first commit, with the same config.
+            ledger_rows[m.run_id] = dict(started_at=self.started_at, config_json=config.to_json(),
+                                         input_desc=config.input, input_version=self.base["input_version"],
+                                         code_version=code_version())
             frames = {
                 "mixture": m.mixture,
                 "task_weights": task_weights_frame(self.spark, m.task_weights, m.run_id),
@@ -147,10 +151,6 @@ class MixtureResult:
             }
             runs.append((m.run_id, frames))
         config_json = dataclasses.replace(self.config, output=output).to_json()
-        # Visible as `running` (heartbeating) from before the first commit; a failure puts back every commit.
-        ledger_rows = {m.run_id: dict(started_at=self.started_at, config_json=m.config.to_json(),
-                                      input_desc=m.config.input, input_version=self.base["input_version"],
-                                      code_version=code_version()) for m in self.mixtures}
         with RunLedger(self.spark, refs, ledger_rows, stale_after=self.config.stale_after) as ledger:
             commit_run(self.spark, refs, runs, config_json=config_json, ledger=ledger)
         create_succeeded_view(self.spark, output)
