@@ -2,7 +2,8 @@
 
     spark-submit jobs/smart_mixture.py --input data.jsonl --output out/ --num-instances 1000
 
-The data path, top to bottom: read, build the mixture (prepare, embed, weigh tasks, select:
+The data path, top to bottom: read, build the mixture (prepare, embed, [decontaminate, cluster into
+tasks,] weigh tasks, select:
 :func:`smart_spark.api.mixture.build_mixture`, the same call a notebook makes), write. Each stage logs
 its start and end. Flags: docs/usage.md (``--help``). Exit status 0 on success; otherwise one line on
 stderr that names the problem (an unexpected error also shows its traceback).
@@ -43,10 +44,12 @@ def run(spark: SparkSession, config: JobConfig) -> dict:
     raw, input_version = read_input(spark, config.input_spec())
 
     # 2-5. Build the mixture (smart_spark.api.mixture): prepare and check the derived columns ("read"),
-    #      embed (cache), weigh tasks (stage 1), select (stage 2, partitioned greedy per group).
+    #      embed (cache), [decontaminate, cluster into tasks,] weigh tasks (stage 1), select (stage 2,
+    #      partitioned greedy per group).
     result = build_mixture(raw, config=config, input_version=input_version)
 
-    # 6. Write: mixture, task_weights, then runs, for every mixture; all or nothing; then the report.
+    # 6. Write: mixture, [decontaminated, clusters,] task_weights, then runs, for every mixture; all or
+    #    nothing; then the report.
     try:
         return result.write(config.output, report=config.report)
     finally:

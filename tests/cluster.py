@@ -47,6 +47,8 @@ TABLE_KEYS = {
     "task_weights": ["run_id", "task"],
     "runs": ["run_id"],
     "embeddings": ["model", "text_sha256", "created_at"],
+    "decontaminated": ["run_id", "id"],
+    "clusters": ["run_id", "id"],
 }
 
 

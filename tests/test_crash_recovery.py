@@ -204,3 +204,37 @@ def test_recover_command(spark, data, tmp_path, capsys):
     assert json.loads(runs["dead"]["metrics"])["abandoned_by"] == "smart-mixture recover"
     assert set(read_table(f"{out}/mixture")["run_id"]) == {"base"}
     assert all(rows_of(out, t, "base") == base[t] for t in base)
+
+
+def test_recovery_puts_back_the_optional_tables(spark, data, tmp_path):
+    """A dead run's rows in ``clusters`` (a table that existed before it) and ``decontaminated`` (one it
+    created) are put back too: ``clusters`` as it was, ``decontaminated`` without the dead run's rows."""
+    from jobs.smart_mixture import main
+    from smart_spark.delta import tables as delta_io
+    from smart_spark.spark.run_state import RunLedger
+
+    out = tmp_path / "out"
+    run(spark, make_config(values(data, out, "base", 100)))
+    refs = delta_io.output_tables(str(out))
+    schema = "run_id string, id string, task string, parent_task string, cluster int, similarity double"
+    earlier = spark.createDataFrame([("base", "a", "t/c00", "t", 0, 0.9)], schema)
+    delta_io.replace_where(spark, earlier, refs["clusters"], column="run_id", value="base",
+                           partition_by=["run_id"])
+    before = rows_of(out, "clusters", "base")
+    row = dict(started_at=datetime.now(timezone.utc), config_json="{}", input_desc=data, input_version=None,
+               code_version="test")
+    ledger = RunLedger(spark, refs, {"dead": row}, stale_after=1.0).__enter__()
+    ledger.stop_heartbeat()  # silent from now on, like a killed driver
+    assert "decontaminated" in json.loads(runs_table(out)["dead"]["metrics"])["versions_before"]
+    stray = {"clusters": spark.createDataFrame([("dead", "b", "t/c01", "t", 1, 0.5)], schema),
+             "decontaminated": spark.createDataFrame([("dead", "b", 0.95)],
+                                                     "run_id string, id string, similarity double")}
+    for table, frame in stray.items():
+        delta_io.replace_where(spark, frame, refs[table], column="run_id", value="dead",
+                               partition_by=["run_id"])
+    time.sleep(1.5)
+    assert main(["recover", "--output", str(out), "--stale-after", "1"]) == 0
+    assert runs_table(out)["dead"]["status"] == "abandoned"
+    clusters = read_table(f"{out}/clusters")
+    assert set(clusters["run_id"]) == {"base"} and rows_of(out, "clusters", "base") == before
+    assert "dead" not in set(read_table(f"{out}/decontaminated")["run_id"])

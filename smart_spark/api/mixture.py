@@ -15,7 +15,8 @@ In a notebook::
     20
 
 Nothing is written unless you call ``result.write(output)`` (the ``mixture``, ``task_weights`` and
-``runs`` Delta tables and the report under ``output``, exactly as the job writes them). Without an
+``runs`` Delta tables, with ``decontaminate=`` also ``decontaminated``, with cluster tasks also
+``clusters``, and the report under ``output``, exactly as the job writes them). Without an
 ``output`` or ``embeddings_table`` the embeddings are computed in memory and not cached.
 
 Settings are the job's flags with underscores (``prompt_expr=``, ``messages_col=``, ``num_tasks=``...).
@@ -37,6 +38,16 @@ from smart_spark.core.weighting import weigh_tasks
 from smart_spark.delta import tables as delta_io
 from smart_spark.errors import SmartError
 from smart_spark.failpoints import failpoint
+from smart_spark.spark.clusters import Clustering, cluster_tasks, clusters_frame, relabel
+from smart_spark.spark.decontaminate import (
+    KEY_COL,
+    Decontamination,
+    decontaminate,
+    decontaminated_frame,
+    eval_embedder,
+    load_eval_set,
+    prompt_key,
+)
 from smart_spark.spark.outputs import code_version, commit_run, mixture_frame, runs_frame, task_weights_frame
 from smart_spark.spark.progress import describe, stage, watch
 from smart_spark.spark.reader import PROMPT_COLUMN, embedding_array, local_path, prepare, prompt_repeats
@@ -53,6 +64,8 @@ log = logging.getLogger(__name__)
 #: ``output`` of a config built for a DataFrame that is not (yet) written anywhere.
 NOT_WRITTEN = "<not written>"
 DATAFRAME_INPUT = "<DataFrame>"
+#: Summary keys for the report only (``runs.metrics`` keeps the counts).
+REPORT_ONLY = ("cluster_info",)
 
 
 @dataclass
@@ -65,6 +78,8 @@ class Mixture:
     summary: dict[str, Any]
     plan: Any = field(repr=False)
     config: JobConfig = field(repr=False)
+    #: The optional tables' rows (``decontaminated``, ``clusters``) by table name, when the run has them.
+    tables: dict[str, DataFrame] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -141,13 +156,15 @@ class MixtureResult:
             ledger_rows[m.run_id] = dict(started_at=self.started_at, config_json=config.to_json(),
                                          input_desc=config.input, input_version=self.base["input_version"],
                                          code_version=code_version())
+            metrics = {k: v for k, v in m.summary.items() if k not in REPORT_ONLY}
             frames = {
                 "mixture": m.mixture,
+                **m.tables,
                 "task_weights": task_weights_frame(self.spark, m.task_weights, m.run_id),
                 "runs": runs_frame(self.spark, run_id=m.run_id, started_at=self.started_at,
                                    finished_at=datetime.now(timezone.utc), config_json=config.to_json(),
                                    input_desc=config.input, input_version=self.base["input_version"],
-                                   metrics=m.summary),
+                                   metrics=metrics),
             }
             runs.append((m.run_id, frames))
         config_json = dataclasses.replace(self.config, output=output).to_json()
@@ -203,11 +220,31 @@ def build_mixture(df: DataFrame, *, config: JobConfig | None = None, input_versi
             st.counts.update(texts=embed_stats["texts"], cache_hits=embed_stats["cache_hits"],
                              cache_misses=embed_stats["embedded"])
 
+    # Decontaminate: drop instances that copy or paraphrase an evaluation prompt (kept aside for the
+    # `decontaminated` table).
+    removed = None
+    if config.decontaminate:
+        with stage(spark, "decontaminate", f"remove near copies of {config.decontaminate}", seconds) as st:
+            instances, removed = remove_contaminated(spark, config, prepared, instances)
+            st.counts.update(eval_prompts=removed.eval_prompts, removed=removed.removed, exact=removed.exact)
+
+    # Cluster: with --tasks-from clusters / --split-tasks, k-means clusters of the embeddings are the tasks.
+    clustering = None
+    if config.tasks_from == "clusters" or config.split_tasks:
+        k = config.num_clusters or config.split_tasks
+        what = (f"split each task into up to {k} k-means clusters" if config.split_tasks
+                else f"k-means: {k} cluster tasks")
+        with stage(spark, "cluster", what, seconds) as st:
+            instances, clustering = cluster_into_tasks(spark, config, prepared, instances)
+            st.counts.update(clusters=len(clustering.info), fits=clustering.fits)
+
     # Weigh tasks: per-task means (distributed sums, M rows to the driver), greedy, budgets.
     with stage(spark, "weigh", "per-task mean embeddings and stage-1 budgets", seconds) as st:
         means = task_means(instances, "embedding")
         sizes = group_sizes(instances)
-        task_groups = families_of(prepared, config)
+        task_groups = None if config.tasks_from == "clusters" else families_of(prepared, config)
+        if task_groups is not None and clustering is not None:  # --split-tasks: a part's group is its task's
+            task_groups = {t: task_groups[c["parent_task"]] for t, c in clustering.info.items()}
         plans = [weigh_tasks(means, sizes, c.stage1(), task_groups) for c in configs]
         st.counts.update(tasks=len(means), kept=", ".join(
             str(int(p.task_weights["selected"].sum())) for p in plans))
@@ -233,16 +270,34 @@ def build_mixture(df: DataFrame, *, config: JobConfig | None = None, input_versi
         "embed_stats": embed_stats, "output": config.output, "stage_seconds": seconds,
         "empty_prompts": counts["empty_prompts"],
         "group_col": config.group_col if task_groups is not None else None,
+        "tasks_from": "clusters" if config.tasks_from == "clusters" else
+        ("split" if config.split_tasks else "column"),
     }
+    if removed is not None:
+        base["decontamination"] = removed.summary()
+    if clustering is not None:
+        base["clusters"] = {"fits": clustering.fits, "clusters": len(clustering.info)}
     mixtures = []
     for c, plan, selected in zip(configs, plans, selections):
         summary = {**base, "run_id": c.run_id, "num_instances": c.num_instances,
                    "num_tasks_selected": int(plan.task_weights["selected"].sum()),
                    "mixture_rows": int(sum(plan.group_budgets.values()))}
+        tables = {}
+        if removed is not None:
+            tables["decontaminated"] = decontaminated_frame(prepared, removed.matches, run_id=c.run_id,
+                                                            embedding_col=c.embedding_col)
+        if clustering is not None:
+            selected = selected.join(F.broadcast(clustering.index), "task")
+            tables["clusters"] = clusters_frame(clustering.assignments, c.run_id)
+            summary["cluster_info"] = clustering.info  # for the report only (REPORT_ONLY)
         rows = mixture_frame(prepared, selected, run_id=c.run_id, embedding_col=c.embedding_col)
-        mixtures.append(Mixture(c.run_id, rows, plan.task_weights, summary, plan, c))
-    return MixtureResult(config, mixtures, base, seconds, started_at, spark,
-                         [instances, *selections], families=task_groups)
+        mixtures.append(Mixture(c.run_id, rows, plan.task_weights, summary, plan, c, tables))
+    cached = [instances, *selections]
+    if removed is not None:
+        cached.append(removed.matches)
+    if clustering is not None:
+        cached.append(clustering.assignments)
+    return MixtureResult(config, mixtures, base, seconds, started_at, spark, cached, families=task_groups)
 
 
 def check_budget(configs: list[JobConfig], rows: int) -> None:
@@ -254,28 +309,73 @@ def check_budget(configs: list[JobConfig], rows: int) -> None:
 
 
 def embed_stage(spark: SparkSession, prepared: DataFrame, config: JobConfig) -> tuple[DataFrame, Any]:
-    """(task, stratum, id, embedding) rows and the embedding stats (None for a precomputed column)."""
+    """(task, stratum, id, embedding) rows and the embedding stats (None for a precomputed column).
+
+    With ``--decontaminate`` the rows also carry the hash of the normalised prompt (``KEY_COL``; exact
+    copies of evaluation prompts)."""
+    key = [prompt_key(PROMPT_COLUMN).alias(KEY_COL)] if config.decontaminate else []
     if config.embedding_col is not None:
         emb = embedding_array(prepared, config.embedding_col).alias("embedding")
-        return prepared.select("task", "stratum", "id", emb), None
+        return prepared.select("task", "stratum", "id", *key, emb), None
     from smart_spark.spark.embeddings import count_truncated, embed_uncached, embed_with_cache
 
-    texts = prepared.select("task", "stratum", "id", F.col(PROMPT_COLUMN).alias("_text"))
+    texts = prepared.select("task", "stratum", "id", *key, F.col(PROMPT_COLUMN).alias("_text"))
     options = dict(text_col="_text", model=config.model, max_length=config.max_length,
                    batch_size=config.embed_batch_size, device=config.device, precision=config.precision,
                    max_tokens=config.embed_max_tokens)
-    cache = None
-    if config.embeddings_table:
-        cache = delta_io.table_ref(config.embeddings_table)
-    elif config.output and config.output != NOT_WRITTEN:
-        cache = delta_io.output_tables(config.output)["embeddings"]
+    cache = embeddings_cache(config)
     if cache is None:
         instances, stats = embed_uncached(spark, texts, **options)
     else:
         instances, stats = embed_with_cache(spark, texts, cache=cache, **options)
     stats.update(count_truncated(texts, text_col="_text", model=config.model, max_length=config.max_length))
     stats.update(prompt_repeats(prepared))
-    return instances.select("task", "stratum", "id", "embedding"), stats
+    return instances.select("task", "stratum", "id", *([KEY_COL] if key else []), "embedding"), stats
+
+
+def embeddings_cache(config: JobConfig) -> delta_io.TableRef | None:
+    """The embedding cache table: ``embeddings_table``, else ``output``'s; None when neither is set."""
+    if config.embeddings_table:
+        return delta_io.table_ref(config.embeddings_table)
+    if config.output and config.output != NOT_WRITTEN:
+        return delta_io.output_tables(config.output)["embeddings"]
+    return None
+
+
+def remove_contaminated(spark: SparkSession, config: JobConfig, prepared: DataFrame,
+                        instances: DataFrame) -> tuple[DataFrame, Decontamination]:
+    """The instances that match no evaluation prompt of ``--decontaminate`` (persisted; ``instances`` is
+    unpersisted) and what was removed. Exact copies are keyed on the prepared prompt (:data:`PROMPT_COLUMN`,
+    whatever it came from: a column, ``--prompt-expr`` or chat turns)."""
+    embed = eval_embedder(spark, model=config.model, cache=embeddings_cache(config),
+                          max_length=config.max_length, batch_size=config.embed_batch_size,
+                          device=config.device, precision=config.precision,
+                          max_tokens=config.embed_max_tokens)
+    evals = load_eval_set(spark, config.decontaminate, id_col=config.decontaminate_id_col,
+                          prompt_col=config.decontaminate_prompt_col, embedding_col=config.embedding_col,
+                          embed=embed)
+    kept, removed = decontaminate(instances, prepared, evals, threshold=config.decontamination_threshold,
+                                  prompt_col=PROMPT_COLUMN)
+    kept = kept.drop(KEY_COL).persist()
+    if kept.count() == 0:
+        raise SmartError(f"--decontaminate {config.decontaminate} removed every instance "
+                         f"({removed.removed:,}); raise --decontamination-threshold")
+    instances.unpersist()
+    return kept, removed
+
+
+def cluster_into_tasks(spark: SparkSession, config: JobConfig, prepared: DataFrame,
+                       instances: DataFrame) -> tuple[DataFrame, Clustering]:
+    """The instances relabelled with their k-means cluster task (persisted; ``instances`` is unpersisted)
+    and the clustering (``--tasks-from clusters``: K over all rows; ``--split-tasks``: K per task)."""
+    sizes = {r["task"]: int(r["count"]) for r in instances.groupBy("task").count().collect()}
+    clustering = cluster_tasks(
+        spark, instances, k=config.num_clusters or config.split_tasks, seed=config.seed,
+        split=bool(config.split_tasks), sizes=sizes, prepared=prepared, prompt_col=PROMPT_COLUMN)
+    relabelled = relabel(instances, clustering.assignments).persist()
+    relabelled.count()
+    instances.unpersist()
+    return relabelled, clustering
 
 
 def families_of(prepared: DataFrame, config: JobConfig) -> dict[str, str] | None:

@@ -32,6 +32,7 @@ from smart_spark.spark.reader import INPUT_FORMATS, InputSpec
 INSTANCE_FUNCTIONS = (*FUNCTIONS, "random")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "float32", "bfloat16")
+TASK_SOURCES = ("column", "clusters")
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$")
 REQUIRED = dataclasses.MISSING  # the default of a setting that must be given
 
@@ -168,6 +169,19 @@ class JobConfig:
     group_weights: dict[str, float] | None = setting(
         None, "fixed: weights per group value, e.g. flan=40,t0=32,niv2=20,cot=5,dialog=3",
         parse=parse_weights, metavar="NAME=W,...")
+    # Tasks from k-means clusters of the embeddings (docs/clusters.md).
+    tasks_from: str = setting("column", "column (the task column) or clusters (k-means clusters of the "
+                              "embeddings)", choices=TASK_SOURCES)
+    num_clusters: int | None = setting(None, "clusters: K, the number of k-means clusters (tasks)")
+    split_tasks: int | None = setting(
+        None, "split each labelled task into K k-means clusters (tasks <task>/c<k>)")
+    # Semantic decontamination against a table or file of evaluation prompts (docs/decontamination.md).
+    decontaminate: str | None = setting(
+        None, "evaluation prompts (path or table): near copies are removed from the input")
+    decontaminate_id_col: str = setting("id", "id column of the evaluation prompts")
+    decontaminate_prompt_col: str = setting("prompt", "prompt column of the evaluation prompts")
+    decontamination_threshold: float = setting(
+        0.8, "cosine similarity at or above which an instance is removed")
     report: bool = setting(True, "write report.md and the chart beside the tables")
     # Console detail (smart_spark/cli/logs.py).
     quiet: bool = setting(False, "print warnings and errors only")
@@ -345,6 +359,20 @@ def expand_sweep(config: JobConfig) -> list[JobConfig]:
 
 def validate(config: JobConfig) -> None:
     """The rules that relate several settings; raises :class:`SmartError` naming the first broken one."""
+    if config.tasks_from == "clusters" and (config.num_clusters is None or config.num_clusters < 2):
+        raise SmartError("--tasks-from clusters needs --num-clusters of at least 2, "
+                         f"got {config.num_clusters}")
+    if config.tasks_from != "clusters" and config.num_clusters is not None:
+        raise SmartError("--num-clusters needs --tasks-from clusters")
+    if config.split_tasks is not None and (config.split_tasks < 2 or config.tasks_from == "clusters"):
+        raise SmartError(f"--split-tasks must be at least 2 and needs --tasks-from column, got "
+                         f"{config.split_tasks} with --tasks-from {config.tasks_from}")
+    if config.strategy == "fixed" and config.tasks_from == "clusters":
+        raise SmartError("--strategy fixed weighs labelled groups; use it with --split-tasks, not "
+                         "--tasks-from clusters")
+    if not -1.0 <= config.decontamination_threshold <= 1.0:
+        raise SmartError(f"--decontamination-threshold is a cosine in [-1, 1], got "
+                         f"{config.decontamination_threshold}")
     if config.strategy == "fixed" and (not config.group_col or not config.group_weights):
         raise SmartError("--strategy fixed needs --group-col and --group-weights")
     if config.group_weights and any(not w >= 0 for w in config.group_weights.values()):

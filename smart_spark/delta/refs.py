@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from smart_spark.errors import SmartError
 
-TABLES = ("mixture", "task_weights", "runs", "embeddings")
+TABLES = ("mixture", "task_weights", "runs", "embeddings", "decontaminated", "clusters")
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _SCHEMA_NAME = re.compile(rf"{_IDENT}(\.{_IDENT})?")  # db, catalog.db
 _TABLE_NAME = re.compile(rf"{_IDENT}(\.{_IDENT}){{0,2}}")  # table, db.table, catalog.db.table
@@ -39,7 +39,7 @@ def is_schema(output: str) -> bool:
 
 
 def output_tables(output: str) -> dict[str, TableRef]:
-    """The four output tables of ``--output``.
+    """The output tables of ``--output`` (the optional ``decontaminated`` and ``clusters`` included).
 
     A catalog schema (``catalog.db`` or ``db``: identifier parts, no slash) gives ``<schema>.smart_<table>``;
     anything else is a folder (path or URI) holding ``<output>/<table>``.

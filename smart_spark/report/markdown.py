@@ -22,6 +22,11 @@ The inputs are the job's ``summary`` dict and the ``task_weights`` table (docs/t
 family is its name's prefix before the first ``/`` or ``:`` (FLAN-style ``<family>/<subtask>`` names).
 Everything is bounded for thousands of tasks: the kept tasks' table is complete, the chart, the family
 table and the console summary show the largest entries.
+
+Optional keys: ``decontamination`` (dict: ``eval_prompts``, ``threshold``, ``removed``, ``exact``,
+``per_task`` task -> rows, ``examples`` list of dicts with task, id, prompt, eval_id, eval_prompt,
+similarity, match) and ``cluster_info`` (cluster task -> dict with ``cluster``, ``parent_task``,
+``size`` and ``nearest``: the prompts nearest its centre, dicts with ``text`` and ``similarity``).
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ MAX_CHART_FAMILIES = 20
 MAX_FAMILIES = 30
 MAX_CONSOLE_FAMILIES = 3
 MAX_LISTED_UNSELECTED = 40
+MAX_LISTED_CLUSTERS = 200
+MAX_PROMPT_CHARS = 160
 WARN_SHARE = 0.5
 _FAMILY_SEPARATOR = re.compile(r"[/:]")
 
@@ -343,6 +350,9 @@ def build_report(summary: dict, task_weights: pd.DataFrame, *, chart_name: str =
         out.append(f"| {_md(stage)} | {_seconds(secs)} |")
     out += [f"| **total** | **{_seconds(sum(float(s) for s in stages.values()))}** |", ""]
 
+    out += _decontamination_section(summary.get("decontamination"))
+    out += _clusters_section(summary.get("cluster_info"), kept)
+
     out += [f"## Tasks not selected ({len(rest)})", ""]
     if not rest:
         out.append("None: every task was kept.")
@@ -379,6 +389,53 @@ def _family_section(task_weights: pd.DataFrame, n_prime: int, families: Mapping[
                    f"{int(rest['rows'].sum()):,} | {_pct(float(rest['share'].sum()))} |")
     out.append("")
     return out
+
+
+def _snippet(text: Any) -> str:
+    """A prompt on one line, at most MAX_PROMPT_CHARS characters, escaped for a table cell."""
+    one = " ".join(str(text).split())
+    return _md(one if len(one) <= MAX_PROMPT_CHARS else one[:MAX_PROMPT_CHARS - 1] + "…")
+
+
+def _decontamination_section(info: Mapping[str, Any] | None) -> list[str]:
+    """Rows removed as copies of evaluation prompts: count per task and the most similar examples."""
+    if not info:
+        return []
+    out = ["## Decontamination", "",
+           f"**{info['removed']:,}** instances removed ({info['exact']:,} exact copies) as at least "
+           f"{info['threshold']} cosine-similar to one of {info['eval_prompts']:,} evaluation prompts; "
+           "they are in the `decontaminated` table.", ""]
+    if info["per_task"]:
+        out += ["| task | removed |", "|---|---:|"]
+        for task, n in sorted(info["per_task"].items(), key=lambda kv: (-kv[1], kv[0])):
+            out.append(f"| `{_md(task)}` | {n:,} |")
+        out.append("")
+    if info.get("examples"):
+        out += ["| similarity | match | instance | evaluation prompt |", "|---:|---|---|---|"]
+        for e in info["examples"]:
+            out.append(f"| {e['similarity']:.3f} | {e['match']} | `{_md(e['id'])}`: "
+                       f"{_snippet(e['prompt'])} | `{_md(e['eval_id'])}`: {_snippet(e['eval_prompt'])} |")
+        out.append("")
+    return out
+
+
+def _clusters_section(info: Mapping[str, Mapping[str, Any]] | None, kept: pd.DataFrame) -> list[str]:
+    """Per kept cluster task, in pick order: its size and the three prompts nearest its centre."""
+    if not info:
+        return []
+    out = ["## Cluster tasks", "",
+           f"{len(info):,} k-means clusters are the tasks (every row's cluster is in the `clusters` table). "
+           "Kept clusters in pick order, with the prompts nearest each centre:", "",
+           "| pick | cluster task | size | prompts nearest the centre (cosine) |", "|---:|---|---:|---|"]
+    for _, r in kept.head(MAX_LISTED_CLUSTERS).iterrows():
+        c = info.get(str(r["task"]))
+        if c is None:
+            continue
+        near = " · ".join(f"{_snippet(p['text'])} ({p['similarity']:.2f})" for p in c["nearest"])
+        out.append(f"| {int(r['pick_rank'])} | `{_md(r['task'])}` | {c['size']:,} | {near} |")
+    if len(kept) > MAX_LISTED_CLUSTERS:
+        out.append(f"| | … {len(kept) - MAX_LISTED_CLUSTERS:,} more kept clusters | | |")
+    return out + [""]
 
 
 def _chart(task_weights: pd.DataFrame, summary: dict, path: str,
@@ -508,6 +565,12 @@ def format_console(summary: dict, task_weights: pd.DataFrame,
         total = sum(float(s) for s in stages.values())
         lines.append("  seconds: " + ", ".join(f"{k} {float(v):.1f}" for k, v in stages.items())
                      + f" (total {total:.1f})")
+    if summary.get("decontamination"):
+        d = summary["decontamination"]
+        lines.append(f"  decontamination: removed {d['removed']:,} instances ({d['exact']:,} exact copies) "
+                     f"near {d['eval_prompts']:,} evaluation prompts (cosine >= {d['threshold']})")
+    if summary.get("cluster_info"):
+        lines.append(f"  tasks are {len(summary['cluster_info']):,} k-means clusters (see the report)")
     lines.append(f"  output {summary['output']}")
     if summary.get("report_path"):
         lines.append(f"  report {summary['report_path']}")

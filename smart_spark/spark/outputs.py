@@ -1,10 +1,12 @@
-"""The run's three output tables (``mixture``, ``task_weights``, ``runs``), committed all or nothing.
+"""The run's output tables (``mixture``, ``task_weights``, ``runs``; with ``--decontaminate`` also
+``decontaminated``, with cluster tasks ``clusters``), committed all or nothing.
 
 Each table is partitioned by ``run_id``; a run replaces only its own partition. Before them, the run's
-``running`` row (:mod:`smart_spark.spark.run_state`); then the commits in the order mixture, task_weights,
-runs (``succeeded``: a run id without that row did not finish). If one fails, the tables already committed
-get a compensating commit that puts this run id's rows back as they were before the run (read by time
-travel): unlike a whole-table RESTORE, that never undoes a concurrent run's commit to the same table.
+``running`` row (:mod:`smart_spark.spark.run_state`); then the commits in the order mixture,
+decontaminated, clusters, task_weights, runs (``succeeded``: a run id without that row did not finish); a
+run without the optional tables leaves them alone. If one fails, the tables already committed get a
+compensating commit that puts this run id's rows back as they were before the run (read by time travel):
+unlike a whole-table RESTORE, that never undoes a concurrent run's commit to the same table.
 """
 
 from __future__ import annotations
@@ -44,11 +46,17 @@ def code_version() -> str:
 
 def mixture_frame(prepared: DataFrame, selected: DataFrame, *, run_id: str,
                   embedding_col: str | None) -> DataFrame:
-    """Every input column except the embedding column, then run_id, task, stratum, id, rank, gain."""
-    keep = [c for c in prepared.columns if c not in (*OUTPUT_COLUMNS, PROMPT_COLUMN) and c != embedding_col]
-    picks = selected.select("id", "selection_rank", "selection_gain")
-    return (prepared.join(picks, "id").withColumn("run_id", F.lit(run_id))
-            .select(*keep, *OUTPUT_COLUMNS)
+    """Every input column except the embedding column, then run_id, task, stratum, id, rank, gain.
+
+    ``task`` is the selection's (the cluster task with ``--tasks-from clusters``); a ``cluster`` column
+    of ``selected`` (cluster index) goes in after the input's columns.
+    """
+    extra = ["cluster"] if "cluster" in selected.columns else []
+    dropped = (*OUTPUT_COLUMNS, PROMPT_COLUMN, embedding_col, *extra)
+    keep = [c for c in prepared.columns if c not in dropped]
+    picks = selected.select("id", "task", *extra, "selection_rank", "selection_gain")
+    return (prepared.drop("task", *extra).join(picks, "id").withColumn("run_id", F.lit(run_id))
+            .select(*keep, *extra, *OUTPUT_COLUMNS)
             .orderBy("task", "stratum", "selection_rank"))
 
 
@@ -78,14 +86,16 @@ def runs_frame(spark: SparkSession, *, run_id: str, started_at: datetime, finish
 
 def commit_run(spark: SparkSession, refs: dict[str, delta_io.TableRef],
                runs: list[tuple[str, dict[str, DataFrame]]], *, config_json: str, ledger: RunLedger) -> None:
-    """Commit every run's frames (mixture, task_weights, runs, in that order per table), all or nothing.
+    """Commit every run's frames (mixture, [decontaminated], [clusters], task_weights, runs, in that order
+    per table; the optional tables only where a run has them), all or nothing.
 
     ``runs`` holds (run id, frames by table); a sweep has several. ``ledger`` holds their ``running``
     rows: each commit is recorded there, so a failure puts back every commit made (the ledger does, as the
     error leaves its block); before each table's commits the ledger checks that no other driver declared
     these runs abandoned. The ``runs`` commit, last, turns ``running`` into ``succeeded``.
     """
-    for name in RUN_TABLES:
+    present = [name for name in RUN_TABLES if any(name in frames for _, frames in runs)]
+    for name in present:
         if name == "task_weights":
             failpoint("after_mixture")
         if name == "runs":
@@ -94,6 +104,8 @@ def commit_run(spark: SparkSession, refs: dict[str, delta_io.TableRef],
             failpoint("before_runs")
         ledger.check_alive()
         for run_id, frames in runs:
+            if name not in frames:
+                continue
             info = {"smartspark.run_id": run_id, "smartspark.config": config_json}
             delta_io.replace_where(spark, frames[name], refs[name], column="run_id", value=run_id,
                                    partition_by=["run_id"], commit_info=info)

@@ -63,6 +63,8 @@ class InputSpec:
     def task_flag(self) -> str:
         """The flag (and value) the task comes from, for error messages."""
         return f"--task-expr {self.task_expr!r}" if self.task_expr else f"--task-col {self.task_col!r}"
+    #: ``clusters``: tasks come from k-means later, so the task column may be absent (task ``all``).
+    tasks_from: str = "column"
 
 
 def local_path(path: str) -> str | None:
@@ -204,6 +206,7 @@ def _prompt_column(df: DataFrame, config: InputSpec, embeds: bool) -> tuple[Data
         return df, column
     if embeds or config.id_col is None:
         _require(df, "prompt-col", config.prompt_col)
+    if config.prompt_col in df.columns:  # with --embedding-col and --id-col optional (reports, exact copies)
         return df, F.col(config.prompt_col).cast("string")
     return df, None
 
@@ -219,8 +222,13 @@ def prepare(df: DataFrame, config: InputSpec) -> tuple[DataFrame, dict[str, int]
     Returns the frame and counts: ``rows``, ``empty_prompts`` (0 when nothing is embedded).
     """
     embeds = config.embedding_col is None
+    # --tasks-from clusters: the tasks come from k-means later, so the task column may be absent
+    unlabelled = (config.tasks_from == "clusters" and config.task_expr is None
+                  and config.task_col not in df.columns)
     if config.task_expr is not None:
         task, _ = sql_expression(df, "task-expr", config.task_expr)
+    elif unlabelled:
+        task = F.lit("all")
     else:
         _require(df, "task-col", config.task_col)
         task = F.col(config.task_col)
@@ -253,7 +261,7 @@ def prepare(df: DataFrame, config: InputSpec) -> tuple[DataFrame, dict[str, int]
         parts = [task, F.to_json(F.col(config.messages_col))]
         ident = F.sha2(F.concat_ws(_ID_SEPARATOR, *(F.coalesce(p, F.lit("")) for p in parts)), 256)
     else:
-        parts = [task, prompt, F.col(config.response_col).cast("string")]
+        parts = [*([] if unlabelled else [task]), prompt, F.col(config.response_col).cast("string")]
         ident = F.sha2(F.concat_ws(_ID_SEPARATOR, *(F.coalesce(p, F.lit("")) for p in parts)), 256)
     stratum = (F.col(config.stratum_col).cast("string") if config.stratum_col is not None
                else F.lit(None).cast("string"))

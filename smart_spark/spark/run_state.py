@@ -8,12 +8,13 @@ thread rewrites that row every ``stale_after / 4`` seconds (the heartbeat). The 
 it with the ``succeeded`` row.
 
 A run is dead when its heartbeat is older than ``stale_after`` seconds (the larger of the recovering
-side's and the run's own setting). Recovery puts its rows in ``mixture`` and ``task_weights`` back as they
-were at ``versions_before`` (the compensating commits of a failed run) and marks its ``runs`` row
-``abandoned`` with the reason, or, for a killed rerun of a run id that had succeeded before, puts that
-earlier row back. The mark comes first, so a run that was merely frozen finds itself ``abandoned`` at its
-next heartbeat or commit and stops; a recovery killed halfway leaves ``rows_put_back: false`` in the
-mark, and the next recovery finishes it. docs/reliability.md says why this is safe.
+side's and the run's own setting). Recovery puts its rows in ``mixture``, ``task_weights`` and the optional
+``decontaminated`` and ``clusters`` back as they were at ``versions_before`` (the compensating commits of
+a failed run) and marks its ``runs`` row ``abandoned`` with the reason, or, for a killed rerun of a run id
+that had succeeded before, puts that earlier row back. The mark comes first, so a run that was merely
+frozen finds itself ``abandoned`` at its next heartbeat or commit and stops; a recovery killed halfway
+leaves ``rows_put_back: false`` in the mark, and the next recovery finishes it. docs/reliability.md says
+why this is safe.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ RUNS_SCHEMA = (
     "run_id string, status string, started_at timestamp, finished_at timestamp, config string, "
     "input string, input_version long, code_version string, metrics string"
 )
-RUN_TABLES = ("mixture", "task_weights", "runs")  # what a run commits, in commit order
+# What a run commits, in commit order; the optional tables only when the run has them.
+RUN_TABLES = ("mixture", "decontaminated", "clusters", "task_weights", "runs")
+OPTIONAL_TABLES = ("decontaminated", "clusters")
 SUCCEEDED_VIEW = "smart_mixture_succeeded"
 
 
@@ -216,7 +219,9 @@ def _abandon(spark: SparkSession, refs: dict[str, delta_io.TableRef], row: Row, 
 
     if row["status"] == RUNNING:
         write(mark)  # first: a frozen driver that wakes up finds this and stops
-    for name in ("mixture", "task_weights"):
+    for name in RUN_TABLES[:-1]:
+        if name in OPTIONAL_TABLES and name not in before:
+            continue  # a run recorded before these tables existed never wrote them
         put_back(spark, refs[name], run_id=run_id, version=before.get(name), info=info)
     earlier = before.get("runs")
     had_row = earlier is not None and delta_io.read(spark, refs["runs"], version=earlier).where(
