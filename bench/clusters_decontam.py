@@ -135,7 +135,8 @@ def run_size(spark: SparkSession, folder: str, rows: int, args) -> dict[str, flo
         lambda: find_matches(df, evals, threshold=args.threshold).count())
     print(f"    matches: {matches:,} (planted copies: {len(planted):,})")
     centres, out["kmeans_fit"] = timed(
-        f"k-means fit, K = {args.k:,}, {args.max_iter} iterations, {args.restarts} fit(s)",
+        f"k-means fit, K = {args.k:,}, up to {args.max_iter} iterations, "
+        f"{args.restarts or 'default number of'} fit(s)",
         lambda: fit_centres(df, rows, k=args.k, seed=23, max_iter=args.max_iter, restarts=args.restarts))
     import functools
 
@@ -152,9 +153,10 @@ def main() -> None:
     p.add_argument("--evals", type=int, default=50_000)
     p.add_argument("--k", type=int, default=1_000)
     p.add_argument("--groups", type=int, default=2_000)
-    p.add_argument("--max-iter", type=int, default=5)
+    p.add_argument("--max-iter", type=int, default=20, help="Lloyd iterations at most (the job's 20)")
     p.add_argument("--threshold", type=float, default=0.8)
-    p.add_argument("--restarts", type=int, default=1, help="k-means fits (the job makes 3)")
+    p.add_argument("--restarts", type=int, default=None,
+                   help="k-means fits (default: the job's, 3 for K <= 100, else 1)")
     p.add_argument("--ref-ratio", type=int, default=10)
     p.add_argument("--master", default="local[2]")
     p.add_argument("--driver-memory", default="6g")

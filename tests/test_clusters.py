@@ -26,7 +26,7 @@ from cluster import canon, read_table, snapshot
 from jobs.smart_mixture import run
 from smart_spark.cli.settings import make_config
 from smart_spark.failpoints import InjectedFailure
-from smart_spark.spark.clusters import cluster_name
+from smart_spark.spark.clusters import cluster_name, fit_rows
 
 GROUPS, PER_GROUP, DIM = 8, 300, 32
 TOPICS = ["algebra", "poetry", "sql", "biology", "french", "chess", "tax", "cooking"]
@@ -188,3 +188,21 @@ def test_settings_of_cluster_tasks_and_decontamination(tmp_path):
     assert (c.tasks_from, c.num_clusters, c.decontaminate) == ("clusters", 1000, "evals.jsonl")
     assert c.decontamination_threshold == 0.85
     assert (c.decontaminate_id_col, c.decontaminate_prompt_col) == ("id", "prompt")
+
+
+@pytest.mark.spark
+def test_large_inputs_are_fitted_on_the_same_hash_sample_whatever_the_layout(spark):
+    """Above the fit limit k-means sees a seeded hash sample by id: about the limit's rows, the same
+    rows for two partitionings, other rows for another seed."""
+    rows = spark.range(20_000).selectExpr("concat('r', id) AS id", "array(cast(id AS float)) AS embedding")
+
+    def sample(frame, seed):
+        picked, expected = fit_rows(frame, 20_000, k=10, seed=seed, limit=2_000)
+        return sorted(r["id"] for r in picked.select("id").collect()), expected
+
+    a, expected = sample(rows.repartition(3), 23)
+    b, _ = sample(rows.repartition(7, "embedding"), 23)
+    other, _ = sample(rows, 24)
+    assert expected == 2_000 and abs(len(a) - 2_000) < 150  # binomial: sd ~42
+    assert a == b and a != other
+    assert fit_rows(rows, 20_000, k=10, seed=23, limit=20_000) == (rows, 20_000)

@@ -2,7 +2,8 @@
 
 ``--tasks-from clusters`` clusters all instances into K tasks named ``cluster-0000`` ...; ``--split-tasks
 K`` clusters inside each labelled task (one fit per task), naming the parts ``<task>/c00`` ....
-The rows are arranged deterministically before fitting (hash-partitioned by id into a number of
+Large inputs are fitted on a hash sample by id (:func:`fit_rows`). The rows are arranged
+deterministically before fitting (hash-partitioned by id into a number of
 partitions that depends only on the row count, sorted by id inside each), so k-means||'s per-partition
 sampling, and with it the clusters, is the same for the same input, config and seed whatever the file
 layout, shuffle partitions or executor count. Every row is then assigned to its nearest centre on the
@@ -30,12 +31,20 @@ if TYPE_CHECKING:
 ROWS_PER_PARTITION = 50_000
 MAX_PARTITIONS = 256
 NEAREST = 3
-#: k-means|| rounds. Spark's default, 2, lands in a local optimum (two groups merged, another split;
-#: cost 519 against 317) for 2 of 3 seeds on tests/test_clusters.py's 8 groups; 10 found the optimum
-#: for seeds 0-2 but not for 23. Each round is one pass over the rows (distances to ~2K new candidates).
+#: k-means|| rounds and fits per clustering (seeds seed, seed + 1, ...; the lowest training cost wins)
+#: for K up to :data:`FEW_CLUSTERS`. With few clusters a local optimum costs a whole group: Spark's
+#: default of 2 rounds merged two of tests/test_clusters.py's 8 groups and split another (cost 519
+#: against 317) for 2 of 3 seeds; 10 rounds found the optimum for seeds 0-2, 3 fits for every seed tried.
 INIT_STEPS = 10
-#: k-means fits per clustering (seeds seed, seed + 1, ...); the lowest training cost wins.
 RESTARTS = 3
+#: Above this K, Spark's default 2 rounds and one fit: a local optimum then moves a few of many
+#: clusters, and the driver's k-means++ over the ~2K candidates per round costs candidates x K x 30.
+FEW_CLUSTERS = 100
+#: The fit sees at most max(FIT_ROWS_PER_CLUSTER x K, MIN_FIT_ROWS) rows, a hash sample by id (the same
+#: rows whatever the layout); every row is then assigned to its nearest centre. A few hundred points
+#: per centre estimate a centre well; each Lloyd iteration costs fit rows x K x d.
+FIT_ROWS_PER_CLUSTER = 100
+MIN_FIT_ROWS = 50_000
 #: The ``clusters`` table's schema: one row per input row of the run.
 CLUSTERS_SCHEMA = "run_id string, id string, task string, parent_task string, cluster int, similarity double"
 
@@ -58,23 +67,43 @@ def _arranged(rows: DataFrame, n_rows: int) -> DataFrame:
     return rows.repartition(parts, "id").sortWithinPartitions("id")
 
 
+def fit_rows(rows: DataFrame, n_rows: int, *, k: int, seed: int,
+             limit: int | None = None) -> tuple[DataFrame, int]:
+    """``rows`` and their count, or, above ``limit`` (default max(:data:`FIT_ROWS_PER_CLUSTER` x ``k``,
+    :data:`MIN_FIT_ROWS`)), the rows whose seeded hash of id falls in that fraction and the expected
+    count: the same rows whatever the partitioning."""
+    limit = limit if limit is not None else max(FIT_ROWS_PER_CLUSTER * k, MIN_FIT_ROWS)
+    if n_rows <= limit:
+        return rows, n_rows
+    buckets = 1_000_000
+    keep = math.ceil(limit / n_rows * buckets)
+    picked = rows.where(F.pmod(F.xxhash64(F.col("id"), F.lit(seed)), F.lit(buckets)) < keep)
+    return picked, round(n_rows * keep / buckets)
+
+
 def fit_centres(rows: DataFrame, n_rows: int, *, k: int, seed: int, max_iter: int = 20,
-                tol: float = 1e-4, init_steps: int = INIT_STEPS, restarts: int = RESTARTS) -> np.ndarray:
+                tol: float = 1e-4, init_steps: int | None = None, restarts: int | None = None) -> np.ndarray:
     """(K', d) k-means centres of the unit-normalised ``embedding`` column of ``rows`` (K' <= k when
-    there are fewer distinct points). Spark ML ``KMeans``, k-means|| initialisation, seeds ``seed``,
-    ``seed + 1``, ...: of ``restarts`` fits, the one with the lowest training cost (ties: the first)."""
+    there are fewer distinct points). Spark ML ``KMeans`` (k-means|| initialisation, the block solver:
+    distances as matrix products), seeds ``seed``, ``seed + 1``, ...: of ``restarts`` fits, the one with
+    the lowest training cost (ties: the first). ``init_steps``/``restarts``: by default
+    :data:`INIT_STEPS`/:data:`RESTARTS` for K <= :data:`FEW_CLUSTERS`, else 2 and 1. Large inputs are
+    fitted on a hash sample (:func:`fit_rows`)."""
     from pyspark.ml.clustering import KMeans
     from pyspark.ml.feature import Normalizer
     from pyspark.ml.functions import array_to_vector
 
-    vectors = _arranged(rows.select("id", "embedding"), n_rows).select(
-        array_to_vector("embedding").alias("raw"))
+    few = k <= FEW_CLUSTERS
+    init_steps = init_steps if init_steps is not None else (INIT_STEPS if few else 2)
+    restarts = restarts if restarts is not None else (RESTARTS if few else 1)
+    sample, n_fit = fit_rows(rows.select("id", "embedding"), n_rows, k=k, seed=seed)
+    vectors = _arranged(sample, n_fit).select(array_to_vector("embedding").alias("raw"))
     unit = Normalizer(inputCol="raw", outputCol="features", p=2.0).transform(vectors)
     unit = unit.persist(StorageLevel.MEMORY_AND_DISK)
     best: tuple[float, np.ndarray] | None = None
     try:
         for attempt in range(max(1, restarts)):
-            model = KMeans(k=min(k, n_rows), seed=seed + attempt, initMode="k-means||",
+            model = KMeans(k=min(k, n_fit), seed=seed + attempt, initMode="k-means||", solver="block",
                            initSteps=init_steps, maxIter=max_iter, tol=tol, featuresCol="features").fit(unit)
             cost = float(model.summary.trainingCost)
             if best is None or cost < best[0]:
