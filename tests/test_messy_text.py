@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from deltalake import DeltaTable
+from deltalake import DeltaTable, write_deltalake
 
 from jobs.export_mixture import main as export_main
 from jobs.smart_mixture import run
@@ -148,3 +148,28 @@ def test_thousand_tasks_job_and_bounded_report(spark, tmp_path):
     assert len(console.splitlines()) < 12
     assert build_report(summary, weights) == report
     assert MAX_CHART_TASKS < 600  # the chart shows the first MAX_CHART_TASKS kept tasks
+
+
+def test_cached_reruns_count_truncation_from_the_cache_old_caches_too(spark, messy_run, tmp_path):
+    """The cache stores each text's token count; a rerun over it, and over a cache made before counts
+    were stored (no ``tokens`` column, 3 texts missing), reports the same truncation and repeats."""
+    out, _, _ = messy_run
+    expected = json.loads(DeltaTable(f"{out}/runs").to_pandas().set_index("run_id")
+                          .loc["messy/mall-n12", "metrics"])["embed_stats"]
+    cache = DeltaTable(f"{out}/embeddings").to_pandas()
+    assert int((cache["tokens"] > 256).sum()) == 2 and cache["tokens"].max() >= 10_000
+    assert cache["tokens"].min() >= 2  # [CLS] and [SEP] at least
+    legacy = str(tmp_path / "legacy")
+    write_deltalake(legacy, pa.Table.from_pandas(cache.drop(columns="tokens").iloc[3:], preserve_index=False))
+    source = os.path.join(os.path.dirname(out), "messy.jsonl")
+    keys = ("max_tokens", "truncated_rows", "truncated_texts", "truncated_share", "distinct_texts",
+            "repeated_in_task", "texts_in_several_tasks")
+    for name, table, embedded in (("cached", f"{out}/embeddings", 0), ("legacy", legacy, 3)):
+        config = make_config(dict(input=source, output=str(tmp_path / name), embeddings_table=table,
+                                  num_instances=12, run_id=name, report=False))
+        summary = run(spark, config)
+        stats = summary["embed_stats"]
+        assert stats["embedded"] == embedded, name
+        assert {k: stats[k] for k in keys} == {k: expected[k] for k in keys}, name
+    assert "tokens" not in DeltaTable(legacy).schema().to_arrow().names  # an old cache keeps its schema
+    assert len(DeltaTable(legacy).to_pandas()) == len(cache)

@@ -50,7 +50,7 @@ from smart_spark.spark.decontaminate import (
 )
 from smart_spark.spark.outputs import code_version, commit_run, mixture_frame, runs_frame, task_weights_frame
 from smart_spark.spark.progress import describe, stage, watch
-from smart_spark.spark.reader import PROMPT_COLUMN, embedding_array, local_path, prepare, prompt_repeats
+from smart_spark.spark.reader import PROMPT_COLUMN, embedding_array, local_path, prepare
 from smart_spark.spark.run_state import RunLedger, create_succeeded_view, recover
 from smart_spark.spark.selection import select_sweep
 from smart_spark.spark.task_stats import group_of_tasks, group_sizes, task_means, validate_embeddings
@@ -317,19 +317,20 @@ def embed_stage(spark: SparkSession, prepared: DataFrame, config: JobConfig) -> 
     if config.embedding_col is not None:
         emb = embedding_array(prepared, config.embedding_col).alias("embedding")
         return prepared.select("task", "stratum", "id", *key, emb), None
-    from smart_spark.spark.embeddings import count_truncated, embed_uncached, embed_with_cache
+    from smart_spark.spark.embeddings import embed_uncached, embed_with_cache, text_stats
 
     texts = prepared.select("task", "stratum", "id", *key, F.col(PROMPT_COLUMN).alias("_text"))
     options = dict(text_col="_text", model=config.model, max_length=config.max_length,
                    batch_size=config.embed_batch_size, device=config.device, precision=config.precision,
-                   max_tokens=config.embed_max_tokens)
+                   max_tokens=config.embed_max_tokens, tokens_col="_tokens")
     cache = embeddings_cache(config)
     if cache is None:
         instances, stats = embed_uncached(spark, texts, **options)
     else:
         instances, stats = embed_with_cache(spark, texts, cache=cache, **options)
-    stats.update(count_truncated(texts, text_col="_text", model=config.model, max_length=config.max_length))
-    stats.update(prompt_repeats(prepared))
+    # Truncated and repeated prompts, from the cached token counts: no tokenizer on a cached rerun.
+    stats.update(text_stats(instances.select("task", "_text", "_tokens"), text_col="_text",
+                            tokens_col="_tokens", model=config.model, max_length=config.max_length))
     return instances.select("task", "stratum", "id", *([KEY_COL] if key else []), "embedding"), stats
 
 

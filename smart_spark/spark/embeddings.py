@@ -3,8 +3,9 @@
 Cache rows: ``model`` string (:func:`~smart_spark.embed.encoder.model_id`: name, folder fingerprint,
 truncation length and, for bfloat16, ``/bf16``: the two precisions never share a key), ``text_sha256``
 string (hex SHA-256 of the UTF-8 text), ``dim`` int, ``embedding``
-array<float>, ``created_at`` timestamp. Rows are only ever added (``merge_insert_new`` on
-(model, text_sha256)).
+array<float>, ``created_at`` timestamp, ``tokens`` int (the text's token count before truncation, so a
+cached rerun counts truncated prompts without the tokenizer; absent from caches made before it). Rows
+are only ever added (``merge_insert_new`` on (model, text_sha256)).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def embed_uncached(
     out_col: str = "embedding",
     precision: str = "float32",
     max_tokens: int | None = None,
+    tokens_col: str | None = None,
 ) -> tuple[DataFrame, dict[str, Any]]:
     """Like :func:`embed_with_cache` with no cache table: each distinct text is embedded once (in memory,
     persisted) and joined back; nothing is written. For notebooks that must not write."""
@@ -77,8 +79,9 @@ def embed_uncached(
     n_texts = distinct.count()
     embed = embed_udf(model, max_length=max_length, batch_size=batch_size, device=device,
                       precision=precision, max_tokens=max_tokens)
+    tokens = [token_count_udf(model)(F.col(_TEXT)).cast("int").alias(tokens_col)] if tokens_col else []
     vectors = (distinct.repartition(_embed_partitions(spark, max(n_texts, 1), batch_size))
-               .select(_STORED, embed(F.col(_TEXT)).alias(out_col))
+               .select(_STORED, embed(F.col(_TEXT)).alias(out_col), *tokens)
                .persist(StorageLevel.MEMORY_AND_DISK))
     out = keyed.join(vectors, F.col(_SHA) == F.col(_STORED), "left").drop(_SHA, _STORED)
     return out, {"texts": n_texts, "cache_hits": 0, "embedded": n_texts, "model": key, "dim": dim}
@@ -102,6 +105,46 @@ def count_truncated(df: DataFrame, *, text_col: str, model: str | None, max_leng
     truncated = int(row["truncated_rows"] or 0)
     return {"max_tokens": limit, "truncated_rows": truncated, "truncated_texts": int(row["truncated_texts"]),
             "truncated_share": round(truncated / rows, 6) if rows else 0.0}
+
+
+def text_stats(df: DataFrame, *, text_col: str, tokens_col: str, model: str | None,
+               max_length: int) -> dict[str, Any]:
+    """What the encoder makes of the texts, in one Spark job over ``df`` (``task``, ``text_col``, and
+    ``tokens_col``: untruncated token counts, as :func:`embed_with_cache` gives them):
+    ``max_tokens`` (the effective limit), ``truncated_rows``, ``truncated_texts`` (distinct),
+    ``truncated_share`` (of the rows), ``distinct_texts``, ``repeated_in_task`` (rows whose (task, text)
+    pair occurred before) and ``texts_in_several_tasks``. Texts without a count (a cache made before
+    counts were stored) are counted by the tokenizer (:func:`count_truncated`)."""
+    from smart_spark.embed.encoder import effective_max_length
+
+    limit = effective_max_length(model, max_length)
+    pairs = df.groupBy("task", text_sha256(text_col).alias(_SHA)).agg(
+        F.count(F.lit(1)).alias("n"), F.max(tokens_col).alias("tokens"),
+        F.max(F.col(tokens_col).isNull().cast("int")).alias("unknown"))
+    texts = pairs.groupBy(_SHA).agg(
+        F.count(F.lit(1)).alias("tasks"), F.sum("n").alias("rows"), F.max("tokens").alias("tokens"),
+        F.max("unknown").alias("unknown"))
+    long_text = (F.col("tokens") > limit).cast("long")
+    row = texts.agg(
+        F.count(F.lit(1)).alias("distinct_texts"), F.sum("rows").alias("rows"), F.sum("tasks").alias("pairs"),
+        F.sum((F.col("tasks") > 1).cast("long")).alias("several"),
+        F.sum(F.col("rows") * long_text).alias("truncated_rows"), F.sum(long_text).alias("truncated_texts"),
+        F.sum("unknown").alias("unknown"),
+    ).first()
+    rows = int(row["rows"] or 0)
+    out: dict[str, Any] = {
+        "distinct_texts": int(row["distinct_texts"] or 0),
+        "repeated_in_task": rows - int(row["pairs"] or 0),
+        "texts_in_several_tasks": int(row["several"] or 0)}
+    if row["unknown"]:
+        log.info("embed: %s cached texts have no token count (an older cache): running the tokenizer",
+                 f"{int(row['unknown']):,}")
+        out.update(count_truncated(df, text_col=text_col, model=model, max_length=max_length))
+        return out
+    truncated = int(row["truncated_rows"] or 0)
+    out.update(max_tokens=limit, truncated_rows=truncated, truncated_texts=int(row["truncated_texts"] or 0),
+               truncated_share=round(truncated / rows, 6) if rows else 0.0)
+    return out
 
 
 def job_precision(spark: SparkSession, precision: str, device: str) -> str:
@@ -132,6 +175,7 @@ def embed_with_cache(
     out_col: str = "embedding",
     precision: str = "float32",
     max_tokens: int | None = None,
+    tokens_col: str | None = None,
 ) -> tuple[DataFrame, dict[str, Any]]:
     """``df`` plus ``out_col`` (array<float>, the embedding of ``text_col``), and stats.
 
@@ -141,6 +185,8 @@ def embed_with_cache(
     cached, ``embedded`` embedded now, ``model`` the cache key (ends in ``/bf16`` when the resolved
     ``precision`` is bfloat16; ``auto``: :func:`job_precision`), ``dim`` the embedding width.
     ``max_tokens``: padded tokens per forward pass (``batch_size`` rows at most either way).
+    ``tokens_col``: also a column of untruncated token counts (int; stored with new vectors, null for
+    texts cached before the cache stored counts).
     SmartError when ``out_col`` already exists or the cache holds rows of this model with another dim.
     The result is lazy; the caller persists it if it is used more than once.
     """
@@ -154,8 +200,11 @@ def embed_with_cache(
     keyed = df.withColumn(_SHA, text_sha256(text_col))
 
     stored = None
+    counts_stored = True  # the cache has (or will be created with) the ``tokens`` column
     if delta_io.exists(spark, cache):
-        cached = delta_io.read(spark, cache).where(F.col("model") == F.lit(key))
+        table = delta_io.read(spark, cache)
+        counts_stored = "tokens" in table.columns
+        cached = table.where(F.col("model") == F.lit(key))
         describe(spark, "embed", "check the embeddings cache")
         wrong = cached.where(F.col("dim") != F.lit(dim)).select("dim").limit(1).collect()
         if wrong:
@@ -187,12 +236,15 @@ def embed_with_cache(
             # of a few MB of text into one task).
             parts = _embed_partitions(spark, n_missing, batch_size)
             missing = missing.repartition(parts)
+            count = token_count_udf(model)(F.col(_TEXT)).cast("int")
+            tokens = [count.alias("tokens")] if counts_stored else []
             new = missing.select(
                 F.lit(key).alias("model"),
                 F.col(_SHA).alias("text_sha256"),
                 F.lit(dim).cast("int").alias("dim"),
                 embed(F.col(_TEXT)).alias("embedding"),
                 F.current_timestamp().alias("created_at"),
+                *tokens,
             )
             info = {"operation": "embed", "model": key}
             describe(spark, "embed", f"embed {n_missing:,} prompts")
@@ -204,13 +256,19 @@ def embed_with_cache(
     stats = {"texts": n_texts, "cache_hits": n_texts - n_missing, "embedded": n_missing}
     stats.update(model=key, dim=dim)
     if n_texts == 0:
-        return df.withColumn(out_col, F.lit(None).cast("array<float>")), stats
+        out = df.withColumn(out_col, F.lit(None).cast("array<float>"))
+        return (out.withColumn(tokens_col, F.lit(None).cast("int")) if tokens_col else out), stats
     # A concurrent run may have stored the same key too (see delta_io): keep one row per key.
+    table = delta_io.read(spark, cache)
+    if tokens_col:
+        count = F.col("tokens") if "tokens" in table.columns else F.lit(None).cast("int")
+        tokens = [count.alias(tokens_col)]
+    else:
+        tokens = []
     vectors = (
-        delta_io.read(spark, cache)
-        .where(F.col("model") == F.lit(key))
-        .select(F.col("text_sha256").alias(_STORED), F.col("embedding").alias(out_col))
+        table.where(F.col("model") == F.lit(key))
+        .select(F.col("text_sha256").alias(_STORED), F.col("embedding").alias(out_col), *tokens)
         .dropDuplicates([_STORED])
     )
     out = keyed.join(vectors, F.col(_SHA) == F.col(_STORED), "left").drop(_SHA, _STORED)
-    return out, stats  # df's columns in order, then out_col
+    return out, stats  # df's columns in order, then out_col (and tokens_col)

@@ -305,20 +305,3 @@ def prepare(df: DataFrame, config: InputSpec) -> tuple[DataFrame, dict[str, int]
                   else "the generated (task, prompt, response) hash")
         raise SmartError(f"duplicate ids: {dup['id']!r} appears {dup['count']} times in {source}")
     return out, {"rows": int(stats["rows"]), "empty_prompts": int(stats.get("empty_prompts") or 0)}
-
-
-def prompt_repeats(prepared: DataFrame) -> dict[str, int]:
-    """How often prompts repeat: ``distinct_texts``, ``repeated_in_task`` (rows whose (task, text) pair
-    occurred before) and ``texts_in_several_tasks`` (texts found in two tasks or more)."""
-    sha = F.sha2(F.col(PROMPT_COLUMN), 256)
-    pairs = prepared.groupBy("task", sha.alias("sha")).agg(F.count(F.lit(1)).alias("n"))
-    per_text = pairs.groupBy("sha").agg(F.count(F.lit(1)).alias("tasks"), F.sum("n").alias("rows"))
-    row = per_text.agg(
-        F.count(F.lit(1)).alias("distinct_texts"),
-        F.sum("rows").alias("rows"),
-        F.sum("tasks").alias("pairs"),
-        F.sum((F.col("tasks") > 1).cast("long")).alias("texts_in_several_tasks"),
-    ).first()
-    return {"distinct_texts": int(row["distinct_texts"] or 0),
-            "repeated_in_task": int((row["rows"] or 0) - (row["pairs"] or 0)),
-            "texts_in_several_tasks": int(row["texts_in_several_tasks"] or 0)}
