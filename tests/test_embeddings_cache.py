@@ -13,7 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from smart_spark.delta import tables as delta_io  # noqa: E402
 from smart_spark.delta.tables import TableRef  # noqa: E402
-from smart_spark.embed.encoder import load_encoder, model_id  # noqa: E402
+from smart_spark.embed.encoder import load_encoder, model_id, token_counts  # noqa: E402
 from smart_spark.errors import SmartError  # noqa: E402
 from smart_spark.spark.embeddings import embed_with_cache, text_sha256  # noqa: E402
 
@@ -50,7 +50,9 @@ def test_cache_embeds_each_text_once(spark, tmp_path) -> None:
     data = table.to_pyarrow_table().to_pylist()
     assert len(data) == 40
     columns = [f.name for f in table.schema().fields]
-    assert columns == ["model", "text_sha256", "dim", "embedding", "created_at"]
+    assert columns == ["model", "text_sha256", "dim", "embedding", "created_at", "tokens"]
+    counts = dict(zip((hashlib.sha256(t.encode()).hexdigest() for t in TEXTS), token_counts(None, TEXTS)))
+    assert {r["text_sha256"]: r["tokens"] for r in data} == counts  # untruncated, for the text statistics
     assert {r["model"] for r in data} == {key} and {r["dim"] for r in data} == {384}
     assert {r["text_sha256"] for r in data} == {hashlib.sha256(t.encode()).hexdigest() for t in TEXTS}
     version = delta_io.version(spark, ref)
