@@ -78,3 +78,24 @@ def test_missing_input_is_one_line(tmp_path):
     assert "Traceback" not in done.stderr
     assert_clean(done.stdout + done.stderr)
     assert not os.path.exists(tmp_path / "out" / "mixture")
+
+
+def test_cluster_tasks_run_is_quiet(tmp_path):
+    """k-means (Spark ML's matrix products) on a machine without a system BLAS: no line from the
+    native BLAS loader, nothing but warnings and errors under --quiet."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(0)
+    X = np.repeat(rng.normal(size=(4, 8)), 50, axis=0) + rng.normal(scale=0.05, size=(200, 8))
+    pq.write_table(pa.table({"id": [f"r{i:03d}" for i in range(200)],
+                             "emb": pa.array(X.astype(np.float32).tolist(), type=pa.list_(pa.float32()))}),
+                   tmp_path / "rows.parquet")
+    done = run_job("--input", str(tmp_path / "rows.parquet"), "--output", str(tmp_path / "out"),
+                   "--id-col", "id", "--embedding-col", "emb", "--tasks-from", "clusters",
+                   "--num-clusters", "4", "--num-instances", "20", "--no-report", "--quiet")
+    assert done.returncode == 0, done.stderr[-5000:]
+    assert done.stdout == "" and "INFO" not in done.stderr
+    assert "netlib" not in done.stderr and "JNI_OnLoad" not in done.stderr, done.stderr
+    assert_clean(done.stderr)

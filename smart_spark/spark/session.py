@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes.util
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -60,6 +61,11 @@ def get_spark(
         if quiet_jvm and "log4j2.configurationFile" not in given and "log4j.configuration" not in given:
             conf[_JAVA_OPTIONS] = f"{options} -Dlog4j2.configurationFile=file:{LOG4J_CONFIG}".strip()
             quiet_level = True
+        if quiet_jvm and "allowNative" not in given and not ctypes.util.find_library("blas"):
+            # No system BLAS: Spark ML's matrix products (k-means) use Java's. Say so up front, or the
+            # native loader prints "netlib-blas: JNI_OnLoad: dlopen(libblas.so.3) failed" from C.
+            options = conf.get(_JAVA_OPTIONS, "")
+            conf[_JAVA_OPTIONS] = f"{options} -Ddev.ludovic.netlib.blas.allowNative=false".strip()
         if "spark.ui.showConsoleProgress" not in given:  # a carriage-return bar: the job logs progress
             conf.setdefault("spark.ui.showConsoleProgress", "false")
     builder = SparkSession.builder.appName(app_name)
