@@ -25,6 +25,7 @@ from cluster import canon, read_table, snapshot
 
 from jobs.smart_mixture import run
 from smart_spark.cli.settings import make_config
+from smart_spark.errors import SmartError
 from smart_spark.failpoints import InjectedFailure
 from smart_spark.spark.clusters import cluster_name, fit_rows
 
@@ -206,3 +207,12 @@ def test_large_inputs_are_fitted_on_the_same_hash_sample_whatever_the_layout(spa
     assert expected == 2_000 and abs(len(a) - 2_000) < 150  # binomial: sd ~42
     assert a == b and a != other
     assert fit_rows(rows, 20_000, k=10, seed=23, limit=20_000) == (rows, 20_000)
+
+
+@pytest.mark.spark
+def test_connect_server_without_spark_ml_is_one_clear_error(spark, sail, layouts, tmp_path, monkeypatch):
+    """Sail (Spark Connect) runs no Spark ML: the job says so, naming the flag, and writes nothing."""
+    monkeypatch.setenv("SPARK_CONNECT_MODE_ENABLED", "1")
+    with pytest.raises(SmartError, match="--tasks-from clusters / --split-tasks need Spark ML's KMeans"):
+        run(sail, config(layouts, "one", "connect", output=str(tmp_path / "out")))
+    assert not (tmp_path / "out" / "mixture").exists()

@@ -22,6 +22,7 @@ from pyspark import StorageLevel
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
+from smart_spark.errors import SmartError
 from udfs.clusters import ASSIGN_SCHEMA, assign_clusters
 
 if TYPE_CHECKING:
@@ -103,8 +104,17 @@ def fit_centres(rows: DataFrame, n_rows: int, *, k: int, seed: int, max_iter: in
     best: tuple[float, np.ndarray] | None = None
     try:
         for attempt in range(max(1, restarts)):
-            model = KMeans(k=min(k, n_fit), seed=seed + attempt, initMode="k-means||", solver="block",
-                           initSteps=init_steps, maxIter=max_iter, tol=tol, featuresCol="features").fit(unit)
+            kmeans = KMeans(k=min(k, n_fit), seed=seed + attempt, initMode="k-means||", solver="block",
+                            initSteps=init_steps, maxIter=max_iter, tol=tol, featuresCol="features")
+            try:
+                model = kmeans.fit(unit)
+            except Exception as exc:
+                if "UnsupportedOperation" not in type(exc).__name__ and "ml command" not in str(exc):
+                    raise
+                raise SmartError(
+                    "--tasks-from clusters / --split-tasks need Spark ML's KMeans, which this Spark Connect "
+                    f"server does not run ({type(exc).__name__}: {str(exc)[:200]}); use classic Spark or a "
+                    "Connect server with Spark ML (Apache Spark 4's)") from exc
             cost = float(model.summary.trainingCost)
             if best is None or cost < best[0]:
                 best = (cost, np.asarray([np.asarray(c, dtype=np.float64) for c in model.clusterCenters()]))
