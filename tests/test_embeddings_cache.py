@@ -83,9 +83,10 @@ def test_cache_embeds_each_text_once(spark, tmp_path) -> None:
 
 
 def test_cache_rows_of_another_dim_are_an_error(spark, tmp_path) -> None:
+    """A cached vector of another width for one of the texts (found by the lookup job itself)."""
     ref = TableRef(path=str(tmp_path / "embeddings"))
     bad = spark.createDataFrame(
-        [(model_id(None, 256), "0" * 64, 3, [1.0, 0.0, 0.0])],
+        [(model_id(None, 256), hashlib.sha256(TEXTS[2].encode()).hexdigest(), 3, [1.0, 0.0, 0.0])],
         "model string, text_sha256 string, dim int, embedding array<float>",
     ).withColumn("created_at", F.current_timestamp())
     delta_io.merge_insert_new(spark, bad, ref, keys=["model", "text_sha256"])
@@ -101,3 +102,4 @@ def test_text_sha256_is_hashlib_sha256_of_utf8(spark) -> None:
     df = spark.createDataFrame([(t,) for t in texts], "t string")
     got = df.select(text_sha256("t").alias("h")).collect()
     assert [r.h for r in got] == [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
+

@@ -32,6 +32,7 @@ def assert_clean(text: str) -> None:
     assert "UserWarning" not in text and "Warning:" not in text
     assert not JAVA_FRAME.search(text), text[:3000]
     assert "\r" not in text  # no carriage-return progress bars
+    assert "Setting default log level" not in text  # Spark resetting the level: not for the user
     assert "it/s]" not in text  # no tqdm bar
 
 

@@ -187,7 +187,8 @@ def embed_with_cache(
     ``max_tokens``: padded tokens per forward pass (``batch_size`` rows at most either way).
     ``tokens_col``: also a column of untruncated token counts (int; stored with new vectors, null for
     texts cached before the cache stored counts).
-    SmartError when ``out_col`` already exists or the cache holds rows of this model with another dim.
+    SmartError when ``out_col`` already exists or the cache holds vectors of another width for one of the
+    texts under this model's key.
     The result is lazy; the caller persists it if it is used more than once.
     """
     if text_col not in df.columns:
@@ -205,25 +206,26 @@ def embed_with_cache(
         table = delta_io.read(spark, cache)
         counts_stored = "tokens" in table.columns
         cached = table.where(F.col("model") == F.lit(key))
-        describe(spark, "embed", "check the embeddings cache")
-        wrong = cached.where(F.col("dim") != F.lit(dim)).select("dim").limit(1).collect()
-        if wrong:
-            raise SmartError(
-                f"{cache}: cached embeddings of model {key} have dim {wrong[0]['dim']}, but the model gives "
-                f"{dim}; remove those rows or use another --embeddings-table"
-            )
-        stored = cached.select(F.col("text_sha256").alias(_STORED)).dropDuplicates([_STORED])
+        stored = cached.select(F.col("text_sha256").alias(_STORED), F.col("dim").alias("_dim"))
+        stored = stored.dropDuplicates([_STORED])
 
     distinct = keyed.select(_SHA, F.col(text_col).alias(_TEXT)).dropDuplicates([_SHA])
     distinct = distinct.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        # One job: distinct texts and how many of them are not cached yet.
+        # One job: distinct texts, how many are not cached yet, and cached vectors of the wrong width.
         looked_up = distinct.select(_SHA) if stored is None else distinct.select(_SHA).join(
             stored, F.col(_SHA) == F.col(_STORED), "left")
         stored_col = F.col(_STORED) if stored is not None else F.lit(None)
+        wrong_dim = F.col("_dim") if stored is not None else F.lit(None).cast("int")
+        wrong_dim = F.when(wrong_dim != F.lit(dim), wrong_dim)
         describe(spark, "embed", "look up the embeddings cache")
         counts = looked_up.agg(F.count(F.lit(1)).alias("texts"),
-                               F.sum(stored_col.isNull().cast("long")).alias("missing")).first()
+                               F.sum(stored_col.isNull().cast("long")).alias("missing"),
+                               F.max(wrong_dim).alias("wrong_dim")).first()
+        if counts["wrong_dim"] is not None:
+            raise SmartError(
+                f"{cache}: cached embeddings of model {key} have dim {counts['wrong_dim']}, but the model "
+                f"gives {dim}; remove those rows or use another --embeddings-table")
         n_texts, n_missing = int(counts["texts"]), int(counts["missing"] or 0)
         log.info("embed: %s distinct texts, %s cached, %s to embed", f"{n_texts:,}",
                  f"{n_texts - n_missing:,}", f"{n_missing:,}")
