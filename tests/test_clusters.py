@@ -216,3 +216,43 @@ def test_connect_server_without_spark_ml_is_one_clear_error(spark, sail, layouts
     with pytest.raises(SmartError, match="--tasks-from clusters / --split-tasks need Spark ML's KMeans"):
         run(sail, config(layouts, "one", "connect", output=str(tmp_path / "out")))
     assert not (tmp_path / "out" / "mixture").exists()
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("strategy", ["smart", "epm", "em"])
+def test_clusters_and_decontamination_with_chat_input_and_a_sweep(spark, tmp_path, strategy):
+    """Chat rows (OpenAI turns, no task label, precomputed embeddings) with cluster tasks, an evaluation
+    set holding two exact copies of first user turns, and a budget sweep: every mixture of the sweep is
+    written, the two copies are removed (and only they), and every kept row has its cluster."""
+    table = groups_table()
+    rows = table.to_pylist()[::3]  # 800 rows, 100 per hidden group
+    for r in rows:
+        r["messages"] = [{"role": "system", "content": "Be brief."},
+                         {"role": "user", "content": r["prompt"]},
+                         {"role": "assistant", "content": "ok"}]
+    pq.write_table(pa.Table.from_pylist([{k: r[k] for k in ("id", "messages", "emb")} for r in rows]),
+                   tmp_path / "chat.parquet")
+    copies = [rows[5], rows[400]]
+    rng = np.random.default_rng(3)
+    evals = [{"id": f"q{i}", "prompt": "  " + r["prompt"].upper() + " ",
+              "emb": rng.normal(size=DIM).astype(np.float32).tolist()} for i, r in enumerate(copies)]
+    pq.write_table(pa.Table.from_pylist(evals), tmp_path / "evals.parquet")
+    out = str(tmp_path / "out")
+    summary = run(spark, make_config(dict(
+        input=str(tmp_path / "chat.parquet"), output=out, id_col="id", messages_col="messages",
+        embedding_col="emb", tasks_from="clusters", num_clusters=GROUPS, strategy=strategy,
+        decontaminate=str(tmp_path / "evals.parquet"), num_tasks="4,all", num_instances="40,80",
+        run_id="chat", report=False)))
+    runs = read_table(f"{out}/runs")
+    assert sorted(runs["run_id"]) == ["chat/m4-n40", "chat/m4-n80", "chat/mall-n40", "chat/mall-n80"]
+    removed = read_table(f"{out}/decontaminated")
+    assert sorted(set(removed["id"])) == sorted(r["id"] for r in copies)
+    assert set(removed["match"]) == {"exact"}
+    clusters = read_table(f"{out}/clusters")
+    assert len(set(clusters["id"])) == len(rows) - 2 and not set(clusters["id"]) & {r["id"] for r in copies}
+    mixture = read_table(f"{out}/mixture")
+    assert sorted(mixture.groupby("run_id").size().items()) == [
+        ("chat/m4-n40", 40), ("chat/m4-n80", 80), ("chat/mall-n40", 40), ("chat/mall-n80", 80)]
+    assert mixture["cluster"].notna().all() and mixture["task"].str.startswith("cluster-").all()
+    assert not set(mixture["id"]) & {r["id"] for r in copies}
+    assert summary is not None

@@ -25,6 +25,7 @@ from cluster import canon, read_table, snapshot
 
 from jobs.smart_mixture import run
 from smart_spark.cli.settings import make_config
+from smart_spark.errors import SmartError
 from smart_spark.failpoints import InjectedFailure
 from udfs.decontaminate import best_matches, nearest_eval, unit_rows
 
@@ -149,6 +150,10 @@ def test_failed_run_leaves_every_table_unchanged(spark, planted, tmp_path, monke
     run(spark, config(src, "base", num_instances=20, decontamination_threshold=0.7))
     after = read_table(f"{src}/out/decontaminated")
     assert len(canon(after, ["run_id", "id"])) > len(before["decontaminated"])
+    # Rerunning the run id without --decontaminate replaces the whole run: its removed rows go too.
+    run(spark, config(src, "base", num_instances=20, decontaminate=None))
+    assert read_table(f"{src}/out/decontaminated").empty
+    assert set(read_table(f"{src}/out/mixture")["run_id"]) == {"base"}
 
 
 @pytest.mark.spark
@@ -184,3 +189,26 @@ def test_decontamination_over_spark_connect_equals_classic(spark, sail, tmp_path
                        .reset_index(drop=True) for o in ("classic", "connect"))
     assert len(classic) == 20 and (classic["match"] == "exact").sum() == 10
     assert remote.equals(classic)
+
+
+@pytest.mark.spark
+def test_bad_evaluation_sets_are_one_clear_error(spark, tmp_path):
+    """A missing --decontaminate path fails while reading (before any embedding), naming the flag; an
+    evaluation embedding of another width than the instances' is named with its id; nothing is written."""
+    from smart_spark.datasets.synthetic import synthetic_table
+
+    pq.write_table(synthetic_table(200, 4, dim=16, families=2, seed=5), tmp_path / "input.parquet")
+    pq.write_table(pa.Table.from_pylist([{"id": "e1", "prompt": "p", "embedding": [0.1] * 16},
+                                         {"id": "e2", "prompt": "q", "embedding": [0.1] * 8}]),
+                   tmp_path / "evals.parquet")
+
+    def cfg(evals):
+        return make_config(dict(input=str(tmp_path / "input.parquet"), output=str(tmp_path / "out"),
+                                id_col="id", embedding_col="embedding", num_instances=20, report=False,
+                                decontaminate=str(evals)))
+
+    with pytest.raises(SmartError, match=r"^--decontaminate .*missing\.jsonl does not exist"):
+        run(spark, cfg(tmp_path / "missing.jsonl"))
+    with pytest.raises(SmartError, match=r"id 'e2' has 8 dimensions; the instances' embeddings have 16"):
+        run(spark, cfg(tmp_path / "evals.parquet"))
+    assert not (tmp_path / "out" / "mixture").exists()

@@ -38,7 +38,7 @@ from smart_spark.core.weighting import weigh_tasks
 from smart_spark.delta import tables as delta_io
 from smart_spark.errors import SmartError
 from smart_spark.failpoints import failpoint
-from smart_spark.spark.clusters import Clustering, cluster_tasks, clusters_frame, relabel
+from smart_spark.spark.clusters import Clustering, check_spark_ml, cluster_tasks, clusters_frame, relabel
 from smart_spark.spark.decontaminate import (
     KEY_COL,
     Decontamination,
@@ -47,6 +47,7 @@ from smart_spark.spark.decontaminate import (
     eval_embedder,
     load_eval_set,
     prompt_key,
+    read_eval_set,
 )
 from smart_spark.spark.outputs import code_version, commit_run, mixture_frame, runs_frame, task_weights_frame
 from smart_spark.spark.progress import describe, stage, watch
@@ -203,6 +204,13 @@ def build_mixture(df: DataFrame, *, config: JobConfig | None = None, input_versi
     with stage(spark, "read", f"read and check {config.input}", seconds) as st:
         prepared, counts = prepare(df, config.input_spec())
         check_budget(configs, counts["rows"])
+        if config.tasks_from == "clusters" or config.split_tasks:
+            check_spark_ml(spark)
+        eval_frame = None
+        if config.decontaminate:
+            eval_frame = read_eval_set(spark, config.decontaminate, id_col=config.decontaminate_id_col,
+                                       prompt_col=config.decontaminate_prompt_col,
+                                       embedding_col=config.embedding_col)
         st.counts.update(rows=counts["rows"], columns=len(df.columns))
 
     # Embed: precomputed column, or the encoder over prompts (Delta cache unless none is set).
@@ -225,8 +233,10 @@ def build_mixture(df: DataFrame, *, config: JobConfig | None = None, input_versi
     removed = None
     if config.decontaminate:
         with stage(spark, "decontaminate", f"remove near copies of {config.decontaminate}", seconds) as st:
-            instances, removed = remove_contaminated(spark, config, prepared, instances)
+            instances, removed = remove_contaminated(spark, config, prepared, instances, eval_frame, dim)
             st.counts.update(eval_prompts=removed.eval_prompts, removed=removed.removed, exact=removed.exact)
+            check_budget(configs, counts["rows"] - removed.removed,
+                         after=f"--decontaminate removed {removed.removed:,}")
 
     # Cluster: with --tasks-from clusters / --split-tasks, k-means clusters of the embeddings are the tasks.
     clustering = None
@@ -300,12 +310,13 @@ def build_mixture(df: DataFrame, *, config: JobConfig | None = None, input_versi
     return MixtureResult(config, mixtures, base, seconds, started_at, spark, cached, families=task_groups)
 
 
-def check_budget(configs: list[JobConfig], rows: int) -> None:
-    """N' against the input's rows, right after reading, for every mixture that keeps all tasks."""
+def check_budget(configs: list[JobConfig], rows: int, *, after: str | None = None) -> None:
+    """N' against the input's rows, right after reading (and again after ``after``: what removed rows),
+    for every mixture that keeps all tasks."""
     for c in configs:
         if c.num_tasks is None and c.num_instances > rows:
-            raise SmartError(f"--num-instances {c.num_instances} is more than the input's {rows} rows "
-                             "(--num-tasks all)")
+            what = f"the {rows} rows left after {after}" if after else f"the input's {rows} rows"
+            raise SmartError(f"--num-instances {c.num_instances} is more than {what} (--num-tasks all)")
 
 
 def embed_stage(spark: SparkSession, prepared: DataFrame, config: JobConfig) -> tuple[DataFrame, Any]:
@@ -343,18 +354,17 @@ def embeddings_cache(config: JobConfig) -> delta_io.TableRef | None:
     return None
 
 
-def remove_contaminated(spark: SparkSession, config: JobConfig, prepared: DataFrame,
-                        instances: DataFrame) -> tuple[DataFrame, Decontamination]:
+def remove_contaminated(spark: SparkSession, config: JobConfig, prepared: DataFrame, instances: DataFrame,
+                        eval_frame: DataFrame, dim: int) -> tuple[DataFrame, Decontamination]:
     """The instances that match no evaluation prompt of ``--decontaminate`` (persisted; ``instances`` is
     unpersisted) and what was removed. Exact copies are keyed on the prepared prompt (:data:`PROMPT_COLUMN`,
-    whatever it came from: a column, ``--prompt-expr`` or chat turns)."""
-    embed = eval_embedder(spark, model=config.model, cache=embeddings_cache(config),
-                          max_length=config.max_length, batch_size=config.embed_batch_size,
-                          device=config.device, precision=config.precision,
-                          max_tokens=config.embed_max_tokens)
-    evals = load_eval_set(spark, config.decontaminate, id_col=config.decontaminate_id_col,
-                          prompt_col=config.decontaminate_prompt_col, embedding_col=config.embedding_col,
-                          embed=embed)
+    whatever it came from: a column, ``--prompt-expr`` or chat turns). ``eval_frame``: from
+    :func:`~smart_spark.spark.decontaminate.read_eval_set`; ``dim``: the instances' embedding width."""
+    embed = None if config.embedding_col else eval_embedder(
+        spark, model=config.model, cache=embeddings_cache(config), max_length=config.max_length,
+        batch_size=config.embed_batch_size, device=config.device, precision=config.precision,
+        max_tokens=config.embed_max_tokens)
+    evals = load_eval_set(eval_frame, config.decontaminate, embed=embed, dim=dim)
     kept, removed = decontaminate(instances, prepared, evals, threshold=config.decontamination_threshold,
                                   prompt_col=PROMPT_COLUMN)
     kept = kept.drop(KEY_COL).persist()

@@ -68,6 +68,16 @@ def _arranged(rows: DataFrame, n_rows: int) -> DataFrame:
     return rows.repartition(parts, "id").sortWithinPartitions("id")
 
 
+def check_spark_ml(spark: SparkSession) -> None:
+    """SmartError unless the session can run Spark ML: Sail's Spark Connect server cannot."""
+    from smart_spark.delta.sail import is_sail
+
+    if is_sail(spark):
+        raise SmartError("--tasks-from clusters / --split-tasks need Spark ML's KMeans, which this Spark "
+                         "Connect server (Sail) does not run; use classic Spark or a Connect server with "
+                         "Spark ML (Apache Spark 4's)")
+
+
 def fit_rows(rows: DataFrame, n_rows: int, *, k: int, seed: int,
              limit: int | None = None) -> tuple[DataFrame, int]:
     """``rows`` and their count, or, above ``limit`` (default max(:data:`FIT_ROWS_PER_CLUSTER` x ``k``,
@@ -94,6 +104,9 @@ def fit_centres(rows: DataFrame, n_rows: int, *, k: int, seed: int, max_iter: in
     from pyspark.ml.feature import Normalizer
     from pyspark.ml.functions import array_to_vector
 
+    if min(k, n_rows) < 2:  # Spark's KMeans needs k >= 2: one row (or K = 1) is one cluster
+        first = np.asarray(rows.select("embedding").first()["embedding"], dtype=np.float64)
+        return (first / (np.linalg.norm(first) or 1.0))[None, :]
     few = k <= FEW_CLUSTERS
     init_steps = init_steps if init_steps is not None else (INIT_STEPS if few else 2)
     restarts = restarts if restarts is not None else (RESTARTS if few else 1)
@@ -149,7 +162,7 @@ def cluster_tasks(spark: SparkSession, instances: DataFrame, *, k: int, seed: in
                                            dtype=np.float64)[None, :]
                 continue
             centres[task] = fit_centres(rows, sizes[task], k=k, seed=seed, max_iter=max_iter)
-    names = {parent: [cluster_name(i, len(c), parent) for i in range(len(c))]
+    names = {parent: [cluster_name(i, k, parent) for i in range(len(c))]
              for parent, c in centres.items()}
     assign = functools.partial(assign_clusters, centres=centres, parent_col="task" if split else None)
     cols = ["id", "embedding", *(["task"] if split else [])]

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 MATCH_COLUMNS = ("eval_id", "similarity", "match")
 KEY_COL = "_prompt_key"
 EXAMPLES = 5
+EXAMPLE_CHARS = 300
 
 
 def prompt_key(col: Column | str) -> Column:
@@ -70,24 +71,37 @@ class Decontamination:
                 "exact": self.exact, "per_task": self.per_task, "examples": self.examples}
 
 
-def load_eval_set(spark: SparkSession, source: str, *, id_col: str, prompt_col: str,
-                  embedding_col: str | None, embed: Any) -> EvalSet:
-    """Read, check and embed the evaluation prompts.
-
-    ``embed(frame, text_col)`` embeds a frame's text column (the job's encoder and cache) and returns
-    it with an ``embedding`` column; unused when ``embedding_col`` names the evaluation set's own column.
-    """
-    raw, _ = read_input(spark, InputSpec(input=source))
+def read_eval_set(spark: SparkSession, source: str, *, id_col: str, prompt_col: str,
+                  embedding_col: str | None) -> DataFrame:
+    """The evaluation prompts of ``--decontaminate`` as (eval_id, _text[, embedding]), lazy; checked for
+    what reading can tell (the source exists, its columns), so a wrong path fails before any work."""
+    try:
+        raw, _ = read_input(spark, InputSpec(input=source))
+    except SmartError as exc:  # read_input words its errors for --input
+        raise SmartError(str(exc).replace("--input", "--decontaminate")) from exc
     for flag, col in (("decontaminate-id-col", id_col), ("decontaminate-prompt-col", prompt_col)):
         if col not in raw.columns:
             raise SmartError(f"--{flag} {col!r} is not a column of --decontaminate {source} "
                              f"(columns: {', '.join(raw.columns)})")
-    frame = raw.select(F.col(id_col).cast("string").alias("eval_id"), F.col(prompt_col).alias("_text"),
-                       *([embedding_array(raw, embedding_col).alias("embedding")] if embedding_col else []))
+    try:
+        emb = [embedding_array(raw, embedding_col).alias("embedding")] if embedding_col else []
+    except SmartError as exc:
+        raise SmartError(f"--decontaminate {source}: {exc}") from exc
+    return raw.select(F.col(id_col).cast("string").alias("eval_id"), F.col(prompt_col).alias("_text"), *emb)
+
+
+def load_eval_set(frame: DataFrame, source: str, *, embed: Any, dim: int) -> EvalSet:
+    """Check and embed the evaluation prompts of :func:`read_eval_set` (``source`` names them in errors).
+
+    ``embed(frame, text_col)`` embeds a frame's text column (the job's encoder and cache) and returns
+    it with an ``embedding`` column; None when the frame carries its own (``--embedding-col``), which must
+    then be non-null and ``dim`` wide, like the instances'. Blank prompts get no exact-copy key (an empty
+    instance prompt is no copy of anything).
+    """
     bad = frame.where(F.col("eval_id").isNull() | F.col("_text").isNull()).select("eval_id").first()
     if bad is not None:
         raise SmartError(f"--decontaminate {source}: a row has a null id or prompt (id {bad['eval_id']!r})")
-    if embedding_col is None:
+    if embed is not None:
         frame = embed(frame, "_text")
     rows = frame.select("eval_id", "_text", prompt_key("_text").alias("key"), "embedding").collect()
     if not rows:
@@ -97,10 +111,16 @@ def load_eval_set(spark: SparkSession, source: str, *, id_col: str, prompt_col: 
     dup = next((a for a, b in zip(ids, ids[1:]) if a == b), None)
     if dup is not None:
         raise SmartError(f"--decontaminate {source}: id {dup!r} appears more than once")
+    wrong = next((r for r in rows if r["embedding"] is None or len(r["embedding"]) != dim), None)
+    if wrong is not None:
+        got = "a null embedding" if wrong["embedding"] is None else f"{len(wrong['embedding'])} dimensions"
+        raise SmartError(f"--decontaminate {source}: id {wrong['eval_id']!r} has {got}; the instances' "
+                         f"embeddings have {dim}")
     E = unit_rows(np.asarray([r["embedding"] for r in rows], dtype=np.float32))
     keys: dict[str, int] = {}
     for i, r in enumerate(rows):
-        keys.setdefault(r["key"], i)
+        if r["_text"].strip():
+            keys.setdefault(r["key"], i)
     return EvalSet(ids=ids, prompts=[r["_text"] for r in rows], embeddings=E, keys=keys)
 
 
@@ -132,14 +152,20 @@ def decontaminate(instances: DataFrame, prepared: DataFrame, evals: EvalSet, *, 
     else:
         shown = shown.withColumn("prompt", F.lit(None).cast("string"))
     by_id = dict(zip(evals.ids, evals.prompts))
-    examples = [{"task": r["task"], "id": r["id"], "prompt": r["prompt"], "eval_id": r["eval_id"],
-                 "eval_prompt": by_id.get(r["eval_id"]), "similarity": round(float(r["similarity"]), 4),
-                 "match": r["match"]}
+    examples = [{"task": r["task"], "id": r["id"], "prompt": shortened(r["prompt"]),
+                 "eval_id": r["eval_id"], "eval_prompt": shortened(by_id.get(r["eval_id"])),
+                 "similarity": round(float(r["similarity"]), 4), "match": r["match"]}
                 for r in sorted(shown.collect(), key=lambda r: (-r["similarity"], r["id"]))]
     kept = instances.join(matches.select("id"), "id", "left_anti")
     info = Decontamination(matches=matches, removed=sum(per_task.values()), exact=exact, per_task=per_task,
                            examples=examples, eval_prompts=len(evals.ids), threshold=threshold)
     return kept, info
+
+
+def shortened(text: str | None, limit: int = EXAMPLE_CHARS) -> str | None:
+    """``text`` cut to ``limit`` characters (an ellipsis marks the cut): examples stay readable in
+    ``runs.metrics`` and the report; the ``decontaminated`` table keeps the whole rows."""
+    return text if text is None or len(text) <= limit else text[: limit - 1] + "…"
 
 
 def decontaminated_frame(prepared: DataFrame, matches: DataFrame, *, run_id: str,

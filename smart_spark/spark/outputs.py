@@ -23,7 +23,7 @@ import smart_spark
 from smart_spark.delta import tables as delta_io
 from smart_spark.failpoints import failpoint
 from smart_spark.spark.reader import OUTPUT_COLUMNS, PROMPT_COLUMN
-from smart_spark.spark.run_state import RUN_TABLES, SUCCEEDED, RunLedger, runs_row
+from smart_spark.spark.run_state import OPTIONAL_TABLES, RUN_TABLES, SUCCEEDED, RunLedger, runs_row
 
 TASK_WEIGHTS_SCHEMA = (
     "run_id string, task string, selected boolean, pick_rank int, gain double, weight double, "
@@ -84,16 +84,33 @@ def runs_frame(spark: SparkSession, *, run_id: str, started_at: datetime, finish
                     code_version=code_version(), metrics=metrics)
 
 
+def stale_rows(spark: SparkSession, refs: dict[str, delta_io.TableRef], run_id: str,
+               frames: dict[str, DataFrame]) -> dict[str, DataFrame]:
+    """Empty frames for the optional tables (``decontaminated``, ``clusters``) this run does not write
+    but that hold rows of its run id from an earlier run of it: committing them removes those rows, so
+    a rerun replaces the whole run."""
+    out = {}
+    for name in OPTIONAL_TABLES:
+        if name in frames or not delta_io.exists(spark, refs[name]):
+            continue
+        table = delta_io.read(spark, refs[name])
+        if table.where(F.col("run_id") == run_id).limit(1).count():
+            out[name] = spark.createDataFrame([], table.schema)
+    return out
+
+
 def commit_run(spark: SparkSession, refs: dict[str, delta_io.TableRef],
                runs: list[tuple[str, dict[str, DataFrame]]], *, config_json: str, ledger: RunLedger) -> None:
     """Commit every run's frames (mixture, [decontaminated], [clusters], task_weights, runs, in that order
-    per table; the optional tables only where a run has them), all or nothing.
+    per table; the optional tables where a run has them, or emptied of its rows (:func:`stale_rows`)),
+    all or nothing.
 
     ``runs`` holds (run id, frames by table); a sweep has several. ``ledger`` holds their ``running``
     rows: each commit is recorded there, so a failure puts back every commit made (the ledger does, as the
     error leaves its block); before each table's commits the ledger checks that no other driver declared
     these runs abandoned. The ``runs`` commit, last, turns ``running`` into ``succeeded``.
     """
+    runs = [(run_id, {**stale_rows(spark, refs, run_id, frames), **frames}) for run_id, frames in runs]
     present = [name for name in RUN_TABLES if any(name in frames for _, frames in runs)]
     for name in present:
         if name == "task_weights":
