@@ -256,3 +256,13 @@ def test_clusters_and_decontamination_with_chat_input_and_a_sweep(spark, tmp_pat
     assert mixture["cluster"].notna().all() and mixture["task"].str.startswith("cluster-").all()
     assert not set(mixture["id"]) & {r["id"] for r in copies}
     assert summary is not None
+
+
+@pytest.mark.spark
+def test_input_column_named_cluster_is_refused_before_any_work(spark, tmp_path):
+    table = groups_table().slice(0, 50)
+    pq.write_table(table.append_column("cluster", pa.array(["x"] * 50)), tmp_path / "rows.parquet")
+    with pytest.raises(SmartError, match=r"input column\(s\) cluster clash with the output columns that "
+                                         r"--tasks-from clusters / --split-tasks adds"):
+        run(spark, config(tmp_path, "rows.parquet", "c", output=str(tmp_path / "out"), num_instances=10))
+    assert not (tmp_path / "out").exists()

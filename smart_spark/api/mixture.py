@@ -41,6 +41,7 @@ from smart_spark.failpoints import failpoint
 from smart_spark.spark.clusters import Clustering, check_spark_ml, cluster_tasks, clusters_frame, relabel
 from smart_spark.spark.decontaminate import (
     KEY_COL,
+    MATCH_COLUMNS,
     Decontamination,
     decontaminate,
     decontaminated_frame,
@@ -204,6 +205,7 @@ def build_mixture(df: DataFrame, *, config: JobConfig | None = None, input_versi
     with stage(spark, "read", f"read and check {config.input}", seconds) as st:
         prepared, counts = prepare(df, config.input_spec())
         check_budget(configs, counts["rows"])
+        check_added_columns(df.columns, config)
         if config.tasks_from == "clusters" or config.split_tasks:
             check_spark_ml(spark)
         eval_frame = None
@@ -308,6 +310,21 @@ def build_mixture(df: DataFrame, *, config: JobConfig | None = None, input_versi
     if clustering is not None:
         cached.append(clustering.assignments)
     return MixtureResult(config, mixtures, base, seconds, started_at, spark, cached, families=task_groups)
+
+
+def check_added_columns(columns: list[str], config: JobConfig) -> None:
+    """Input columns must not clash with what cluster tasks (``cluster`` in ``mixture``) and decontamination
+    (``eval_id``, ``similarity``, ``match`` in ``decontaminated``) add: they would be silently replaced."""
+    added = {}
+    if config.tasks_from == "clusters" or config.split_tasks:
+        added["cluster"] = "--tasks-from clusters / --split-tasks"
+    if config.decontaminate:
+        added.update({c: "--decontaminate" for c in MATCH_COLUMNS})
+    clashes = [c for c in columns if c in added and c != config.embedding_col]
+    if clashes:
+        flags = " and ".join(sorted({added[c] for c in clashes}))
+        raise SmartError(f"input column(s) {', '.join(clashes)} clash with the output columns that {flags} "
+                         "adds; rename them")
 
 
 def check_budget(configs: list[JobConfig], rows: int, *, after: str | None = None) -> None:
