@@ -68,14 +68,18 @@ def _arranged(rows: DataFrame, n_rows: int) -> DataFrame:
     return rows.repartition(parts, "id").sortWithinPartitions("id")
 
 
+#: The error of a Spark Connect server without Spark ML ({server}: which one, or what it said).
+NO_SPARK_ML = ("--tasks-from clusters / --split-tasks need Spark ML's KMeans, which this Spark Connect "
+               "server ({server}) does not run; use classic Spark or a Connect server with Spark ML "
+               "(Apache Spark 4's)")
+
+
 def check_spark_ml(spark: SparkSession) -> None:
     """SmartError unless the session can run Spark ML: Sail's Spark Connect server cannot."""
     from smart_spark.delta.sail import is_sail
 
     if is_sail(spark):
-        raise SmartError("--tasks-from clusters / --split-tasks need Spark ML's KMeans, which this Spark "
-                         "Connect server (Sail) does not run; use classic Spark or a Connect server with "
-                         "Spark ML (Apache Spark 4's)")
+        raise SmartError(NO_SPARK_ML.format(server="Sail"))
 
 
 def fit_rows(rows: DataFrame, n_rows: int, *, k: int, seed: int,
@@ -124,10 +128,8 @@ def fit_centres(rows: DataFrame, n_rows: int, *, k: int, seed: int, max_iter: in
             except Exception as exc:
                 if "UnsupportedOperation" not in type(exc).__name__ and "ml command" not in str(exc):
                     raise
-                raise SmartError(
-                    "--tasks-from clusters / --split-tasks need Spark ML's KMeans, which this Spark Connect "
-                    f"server does not run ({type(exc).__name__}: {str(exc)[:200]}); use classic Spark or a "
-                    "Connect server with Spark ML (Apache Spark 4's)") from exc
+                said = f"{type(exc).__name__}: {str(exc)[:200]}"
+                raise SmartError(NO_SPARK_ML.format(server=said)) from exc
             cost = float(model.summary.trainingCost)
             if best is None or cost < best[0]:
                 best = (cost, np.asarray([np.asarray(c, dtype=np.float64) for c in model.clusterCenters()]))
@@ -157,10 +159,6 @@ def cluster_tasks(spark: SparkSession, instances: DataFrame, *, k: int, seed: in
     else:
         for task in sorted(sizes):
             rows = instances.where(F.col("task") == task)
-            if sizes[task] < 2:
-                centres[task] = np.asarray(rows.select("embedding").first()["embedding"],
-                                           dtype=np.float64)[None, :]
-                continue
             centres[task] = fit_centres(rows, sizes[task], k=k, seed=seed, max_iter=max_iter)
     names = {parent: [cluster_name(i, k, parent) for i in range(len(c))]
              for parent, c in centres.items()}
