@@ -131,6 +131,15 @@ def bench_model(name: str, folder: str, texts: list[str], args: argparse.Namespa
             tokens = int(sum(len(ids) for ids in lengths))
             print(f"{name}: {folder}\n  {len(texts)} texts, {tokens} tokens (truncation {limit}) on "
                   f"{encoder.device}", flush=True)
+            # the tokenizer call that encode makes, alone (CPU)
+            def tokenize(enc=encoder, limit=limit, step=args.arrow_batch_size) -> None:
+                for a in range(0, len(texts), step):
+                    enc.tokenizer(texts[a:a + step], truncation=True, max_length=limit,
+                                  return_attention_mask=False)
+
+            _, secs = timed(tokenize, "cpu", args.repeats)
+            rows.append({"model": name, "engine": "tokenizer only", "batching": "-", "seconds": secs})
+            print(f"  tokenizer alone: {secs:.2f}s", flush=True)
 
         def ours(batch_size: int, max_tokens: int | None, encoder=encoder) -> np.ndarray:
             parts = [encoder.encode(texts[a:a + args.arrow_batch_size], batch_size=batch_size,

@@ -13,7 +13,14 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from smart_spark.embed.encoder import Encoder, default_model_path, load_encoder, model_id  # noqa: E402
+from smart_spark.datasets.real_text import python_doc_paragraphs  # noqa: E402
+from smart_spark.embed.encoder import (  # noqa: E402
+    Encoder,
+    default_model_path,
+    load_encoder,
+    model_id,
+    pad_rows,
+)
 from smart_spark.errors import SmartError  # noqa: E402
 
 st = pytest.importorskip("sentence_transformers")
@@ -82,6 +89,26 @@ def test_batch_size_and_order_do_not_matter(bundled: Encoder) -> None:
     many = bundled.encode(TEXTS[::-1], batch_size=64)[::-1]
     np.testing.assert_allclose(one, many, atol=1e-5, rtol=0)
     assert bundled.encode([]).shape == (0, 384)
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_pad_rows_is_what_the_tokenizer_pads(bundled: Encoder, side: str) -> None:
+    texts = python_doc_paragraphs(200) + TEXTS
+    tok = bundled.tokenizer
+    encoded = tok(texts, truncation=True, max_length=64, return_attention_mask=False)
+    keys = list(encoded.keys())
+    lengths = np.array([len(ids) for ids in encoded["input_ids"]])
+    idx = np.array([5, 0, 200, 3, 17, 201, 202])  # any rows, any order: one short, one long, one empty
+    old_side, tok.padding_side = tok.padding_side, side
+    try:
+        ref = tok.pad({k: [encoded[k][i] for i in idx] for k in keys}, return_tensors="pt")
+    finally:
+        tok.padding_side = old_side
+    ours = pad_rows(encoded, keys, idx, lengths[idx], {"input_ids": tok.pad_token_id}, left=side == "left")
+    assert sorted(ours) == sorted(ref)
+    for key in ref:
+        assert ours[key].dtype == torch.int64
+        torch.testing.assert_close(ours[key], ref[key].long(), rtol=0, atol=0)
 
 
 def test_shorter_max_length_matches_sentence_transformers() -> None:

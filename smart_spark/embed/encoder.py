@@ -40,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import inspect
+import itertools
 import json
 import os
 import threading
@@ -562,13 +563,20 @@ class Encoder:
         order = np.argsort(-lengths, kind="stable")
         bf16 = self.precision == "bfloat16"
         device_type = "cuda" if self.device.startswith("cuda") else "cpu"
+        pad_values = {"input_ids": self.tokenizer.pad_token_id or 0,
+                      "token_type_ids": getattr(self.tokenizer, "pad_token_type_id", 0) or 0}
+        left = getattr(self.tokenizer, "padding_side", "right") == "left"
+        pieces: list[tuple[np.ndarray, torch.Tensor]] = []
         # One autocast region for the whole call: the bfloat16 copies of the weights are made once.
+        # Results stay on the device until the end: on a GPU, the next batch is padded while this one runs.
         with torch.inference_mode(), torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
             for start, stop in token_batches(lengths[order], batch_size, max_tokens):
                 idx = order[start:stop]
-                rows = {k: [encoded[k][i] for i in idx] for k in keys}
-                batch = self.tokenizer.pad(rows, return_tensors="pt")
-                out[idx] = self._forward({k: v.to(self.device) for k, v in batch.items()}).cpu().numpy()
+                batch = pad_rows(encoded, keys, idx, lengths[idx], pad_values, left=left)
+                batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+                pieces.append((idx, self._forward(batch)))
+            for idx, emb in pieces:
+                out[idx] = emb.cpu().numpy()
         return out
 
     def _forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -635,6 +643,32 @@ def token_counts(model: str | None, texts: Sequence[str]) -> np.ndarray:
 def effective_max_length(model: str | None, max_length: int) -> int:
     """``min(max_length, the folder's limit)``: the tokens the encoder keeps of a text."""
     return min(int(max_length), read_spec(model).max_seq_length)
+
+
+def pad_rows(
+    encoded: Any, keys: Sequence[str], idx: np.ndarray, lengths: np.ndarray, pad_values: dict[str, int],
+    *, left: bool = False,
+) -> dict[str, torch.Tensor]:
+    """The padded (b, t) int64 tensors of rows ``idx`` of a tokenizer's output ``encoded`` (lists of
+    token-id lists per key in ``keys``; ``lengths`` (b,) their lengths), with ``attention_mask``: what
+    ``tokenizer.pad`` returns, built with numpy (the tokenizer's own loop costs tens of ms per batch,
+    longer than a small encoder's forward pass on a GPU). Keys missing from ``pad_values`` pad with 0;
+    ``left`` pads on the left."""
+    width = int(lengths.max())
+    mask = np.arange(width)[None, :] < lengths[:, None]
+    if left:
+        mask = mask[:, ::-1]
+    total = int(lengths.sum())
+    batch = {}
+    for key in keys:
+        if key == "attention_mask":
+            continue
+        values = np.full((len(idx), width), pad_values.get(key, 0), dtype=np.int64)
+        column = encoded[key]
+        values[mask] = np.fromiter(itertools.chain.from_iterable(column[i] for i in idx), np.int64, total)
+        batch[key] = torch.from_numpy(values)
+    batch["attention_mask"] = torch.from_numpy(mask.astype(np.int64))
+    return batch
 
 
 def token_batches(
