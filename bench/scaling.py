@@ -168,14 +168,19 @@ class Sampler(threading.Thread):
 # ------------------------------------------------------------------------------------------------------
 
 
-def ensure_data(data_dir: Path, n: int, tasks: int, dim: int, seed: int) -> Path:
-    from smart_spark.datasets.synthetic import write_synthetic
+def ensure_data(data_dir: Path, n: int, tasks: int, dim: int, seed: int,
+                bounds: tuple[int, int] | None = None) -> Path:
+    """The synthetic table of n rows (written once): Zipf-like task sizes, or with ``bounds`` = (lo, hi)
+    log-normal sizes from exactly lo to exactly hi rows (``datasets.synthetic.bounded_task_sizes``)."""
+    from smart_spark.datasets.synthetic import bounded_task_sizes, write_synthetic
 
-    path = data_dir / f"synthetic_n{n}_t{tasks}_d{dim}_s{seed}.parquet"
+    shape = "" if bounds is None else f"_b{bounds[0]}-{bounds[1]}"
+    path = data_dir / f"synthetic_n{n}_t{tasks}_d{dim}_s{seed}{shape}.parquet"
     if not path.exists():
         t0 = time.perf_counter()
         tmp = path.with_suffix(".tmp")
-        write_synthetic(str(tmp), n, tasks, dim=dim, seed=seed)
+        sizes = None if bounds is None else bounded_task_sizes(n, tasks, *bounds, seed=seed)
+        write_synthetic(str(tmp), n, tasks, dim=dim, seed=seed, sizes=sizes)
         tmp.rename(path)
         print(f"  wrote {path} in {time.perf_counter() - t0:.0f}s ({path.stat().st_size / 2**20:.0f} MiB)")
     return path
@@ -234,11 +239,12 @@ def print_profile(log_dir: str, top: int = 15) -> None:
 
 
 def run_size(args: argparse.Namespace, n: int) -> dict:
-    data = ensure_data(Path(args.data_dir), n, args.tasks, args.dim, args.seed)
+    data = ensure_data(Path(args.data_dir), n, args.tasks, args.dim, args.seed, args.task_rows)
+    num_instances = args.num_instances or max(1, int(n * args.fraction))
     out_dir = tempfile.mkdtemp(prefix=f"scaling-{n}-", dir=args.work_dir)
     flags = ["--input", str(data), "--output", out_dir, "--embedding-col", "embedding", "--id-col", "id",
              "--stratum-col", "template_type", "--strata", "flan",
-             "--num-instances", str(max(1, int(n * args.fraction))), "--no-report", *args.job_flags]
+             "--num-instances", str(num_instances), "--no-report", *args.job_flags]
     conf = list(args.conf)
     log_dir = None
     if args.profile:
@@ -290,6 +296,10 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fraction", type=float, default=0.10, help="N' as a share of the rows")
+    parser.add_argument("--num-instances", type=int, default=None, help="a fixed N' (over --fraction)")
+    parser.add_argument("--task-rows", default=None, metavar="LO:HI",
+                        type=lambda s: tuple(int(float(x)) for x in s.split(":")),
+                        help="log-normal task sizes from exactly LO to exactly HI rows (default: Zipf-like)")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--driver-memory", default="6g")
     parser.add_argument("--conf", action="append", default=[], help="extra Spark conf KEY=VALUE")

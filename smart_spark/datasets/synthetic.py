@@ -26,16 +26,47 @@ def task_sizes(num_rows: int, num_tasks: int, *, skew: float = 1.0, seed: int = 
     return sizes
 
 
+def bounded_task_sizes(num_rows: int, num_tasks: int, lo: int, hi: int, *, sigma: float = 2.0,
+                       seed: int = 0) -> np.ndarray:
+    """(num_tasks,) int64 sizes summing to num_rows, the smallest exactly ``lo`` and the largest exactly
+    ``hi``: log-normal (log-sd ``sigma``) scaled to the total, clipped to [lo, hi] (a collection whose
+    builders capped each task, like FLAN's). ValueError when no such sizes exist."""
+    if not (num_tasks >= 2 and 1 <= lo <= hi and lo * num_tasks <= num_rows <= hi * num_tasks):
+        raise ValueError(f"no {num_tasks} sizes in [{lo}, {hi}] sum to {num_rows}")
+    rng = np.random.default_rng(seed)
+    w = np.exp(sigma * rng.standard_normal(num_tasks))
+    inner = num_rows - lo - hi  # the two end tasks are fixed
+    scale_lo, scale_hi = 0.0, float(hi) / w.min()
+    for _ in range(100):  # bisect the scale so the clipped sizes sum to the total
+        scale = (scale_lo + scale_hi) / 2
+        total = np.clip(np.floor(w[2:] * scale), lo, hi).sum()
+        scale_lo, scale_hi = (scale, scale_hi) if total < inner else (scale_lo, scale)
+    sizes = np.clip(np.floor(w[2:] * scale_lo), lo, hi).astype(np.int64)
+    order = np.argsort(-w[2:], kind="stable")
+    short = inner - int(sizes.sum())  # >= 0: spread one row each over the largest unclipped tasks
+    for i in order:
+        if short <= 0:
+            break
+        if sizes[i] < hi:
+            add = min(short, hi - int(sizes[i]))
+            sizes[i] += add
+            short -= add
+    out = np.concatenate([[lo, hi], sizes])
+    return out[rng.permutation(num_tasks)]
+
+
 def synthetic_table(num_rows: int, num_tasks: int, *, dim: int = 384, families: int | None = None,
-                    seed: int = 0, start: int = 0, stop: int | None = None) -> pa.Table:
+                    seed: int = 0, start: int = 0, stop: int | None = None,
+                    sizes: np.ndarray | None = None) -> pa.Table:
     """Rows [start, stop) of the synthetic table: id, task, template_type, prompt, response, embedding.
 
     ``embedding`` is list<float32> (unnormalised); ids are ``"r<row>"`` zero-padded so they sort by row.
+    ``sizes``: the tasks' row counts (default :func:`task_sizes`, Zipf-like).
     """
     stop = num_rows if stop is None else stop
     families = families or max(1, num_tasks // 20)
     rng = np.random.default_rng(seed)
-    sizes = task_sizes(num_rows, num_tasks, seed=seed)
+    sizes = task_sizes(num_rows, num_tasks, seed=seed) if sizes is None else np.asarray(sizes)
     family_centres = rng.standard_normal((families, dim)).astype(np.float32)
     family_of = rng.integers(0, families, num_tasks)
     centres = family_centres[family_of] + 0.6 * rng.standard_normal((num_tasks, dim)).astype(np.float32)
@@ -64,13 +95,14 @@ def synthetic_table(num_rows: int, num_tasks: int, *, dim: int = 384, families: 
 
 
 def write_synthetic(path: str, num_rows: int, num_tasks: int, *, dim: int = 384, seed: int = 0,
-                    chunk_rows: int = 100_000) -> None:
-    """Write the synthetic table as one Parquet file, ``chunk_rows`` rows at a time (bounded memory)."""
+                    chunk_rows: int = 100_000, sizes: np.ndarray | None = None) -> None:
+    """Write the synthetic table as one Parquet file, ``chunk_rows`` rows at a time (bounded memory);
+    ``sizes`` as in :func:`synthetic_table`."""
     writer = None
     try:
         for start in range(0, num_rows, chunk_rows):
             table = synthetic_table(num_rows, num_tasks, dim=dim, seed=seed, start=start,
-                                    stop=min(num_rows, start + chunk_rows))
+                                    stop=min(num_rows, start + chunk_rows), sizes=sizes)
             if writer is None:
                 writer = pq.ParquetWriter(path, table.schema)
             writer.write_table(table)
