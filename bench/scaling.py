@@ -1,7 +1,10 @@
 """Scaling of the whole job (``jobs/smart_mixture.py``) with precomputed embeddings, on local Spark.
 
 Run: ``python bench/scaling.py`` (250k, 500k and 1M rows) or e.g.
-``python bench/scaling.py --sizes 50000,100000 --profile``.
+``python bench/scaling.py --sizes 50000,100000 --profile``; a collection whose builders capped each task
+(log-normal sizes from exactly 8 to exactly 70,000 rows, 1,001 tasks, 256-d, N' = 100,000 at every size):
+``python bench/scaling.py --sizes 1000000,2637598 --tasks 1001 --dim 256 --task-rows 8:70000
+--num-instances 100000 --driver-memory 8g``.
 
 Per size n: synthetic data (``datasets.synthetic.write_synthetic``: 1,000 tasks of Zipf-like sizes,
 FLAN template types, 384-d embeddings; written once to ``--data-dir`` and reused), then the job in a

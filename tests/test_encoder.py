@@ -111,6 +111,19 @@ def test_pad_rows_is_what_the_tokenizer_pads(bundled: Encoder, side: str) -> Non
         torch.testing.assert_close(ours[key], ref[key].long(), rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("prefetch", [False, True])
+def test_encode_stream_is_encode_per_chunk(bundled: Encoder, prefetch: bool) -> None:
+    texts = python_doc_paragraphs(60) + TEXTS
+    chunks = [texts[:25], [], texts[25:26], texts[26:]]
+    streamed = list(bundled.encode_stream(iter(chunks), batch_size=8, max_tokens=512, prefetch=prefetch))
+    assert [len(e) for e in streamed] == [len(c) for c in chunks]
+    for chunk, emb in zip(chunks, streamed):
+        np.testing.assert_array_equal(emb, bundled.encode(chunk, batch_size=8, max_tokens=512))
+    # a bad text in a later chunk fails the stream, naming it, whether or not it was tokenized ahead
+    with pytest.raises(SmartError, match="text #1"):
+        list(bundled.encode_stream(iter([["fine"], ["ok", None]]), prefetch=prefetch))
+
+
 def test_shorter_max_length_matches_sentence_transformers() -> None:
     enc = load_encoder(None, device="cpu", max_length=16)
     assert enc.max_length == 16 and enc.model_id.endswith("/max16")

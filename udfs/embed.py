@@ -74,12 +74,18 @@ def embed_udf(
     def embed(batches: Iterator[pa.Array]) -> Iterator[pa.Array]:
         encoder = load_encoder(model, device=device, max_length=max_length, cpu_threads=cpu_threads,
                                precision=precision)
-        for batch in batches:
-            if batch.null_count:
-                raise SmartError(f"cannot embed a null text ({batch.null_count} null of {len(batch)} rows)")
-            for start in range(0, len(batch), arrow_batch_size):
-                texts = batch.slice(start, arrow_batch_size).to_pylist()
-                yield embeddings_to_arrow(encoder.encode(texts, batch_size=batch_size, max_tokens=max_tokens))
+
+        def chunks() -> Iterator[list[str]]:
+            for batch in batches:
+                if batch.null_count:
+                    raise SmartError(
+                        f"cannot embed a null text ({batch.null_count} null of {len(batch)} rows)")
+                for start in range(0, len(batch), arrow_batch_size):
+                    yield batch.slice(start, arrow_batch_size).to_pylist()
+
+        # on a GPU the next chunk is tokenized while this one runs (Encoder.encode_stream)
+        for embeddings in encoder.encode_stream(chunks(), batch_size=batch_size, max_tokens=max_tokens):
+            yield embeddings_to_arrow(embeddings)
 
     return arrow_udf(embed, ArrayType(FloatType()))
 

@@ -44,7 +44,8 @@ import itertools
 import json
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,6 +123,16 @@ def _read_json(path: str) -> dict[str, Any] | list[Any] | None:
             return json.load(f)
     except (OSError, ValueError) as e:
         raise SmartError(f"--model: cannot read {path}: {e}") from e
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """A tokenizer's output for n texts: ``encoded`` (token-id lists per key), the ``keys`` the model's
+    forward takes, and ``lengths`` (n,) int64 token counts after truncation."""
+
+    encoded: Any
+    keys: list[str]
+    lengths: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -545,21 +556,62 @@ class Encoder:
         first); each forward pass takes at most ``batch_size`` rows and at most ``max_tokens`` padded
         tokens (:func:`token_batches`; ``None`` = rows only). Returned in input order.
         A ``None`` or non-string text is a :class:`SmartError`.
+
+        >>> load_encoder(None).encode(["Translate to French: the cat sleeps."]).shape
+        (1, 384)
         """
-        n = len(texts)
-        out = np.empty((n, self.dim), dtype=np.float32)
-        if n == 0:
-            return out
+        return self.embed_tokens(self.tokenize(texts), batch_size=batch_size, max_tokens=max_tokens)
+
+    def encode_stream(self, chunks: Iterable[Sequence[str]], batch_size: int = 64,
+                      max_tokens: int | None = None, *, prefetch: bool | None = None) -> Iterator[np.ndarray]:
+        """:meth:`encode` of each chunk of texts in turn, lazily: one (len(chunk), dim) array per chunk.
+
+        With ``prefetch`` (default: on a CUDA device) the next chunk is tokenized in a thread while this
+        one's forward passes run: on a GPU a small encoder waits for the tokenizer otherwise (the
+        tokenizer's Rust code releases the GIL). The vectors are those of :meth:`encode`.
+
+        >>> [e.shape for e in load_encoder(None).encode_stream([["a", "b"], ["c"]])]
+        [(2, 384), (1, 384)]
+        """
+        if prefetch is None:
+            prefetch = self.device.startswith("cuda")
+        if not prefetch:
+            for texts in chunks:
+                yield self.encode(texts, batch_size=batch_size, max_tokens=max_tokens)
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize") as pool:
+            pending = None
+            for texts in chunks:
+                upcoming = pool.submit(self.tokenize, texts)
+                if pending is not None:
+                    yield self.embed_tokens(pending.result(), batch_size=batch_size, max_tokens=max_tokens)
+                pending = upcoming
+            if pending is not None:
+                yield self.embed_tokens(pending.result(), batch_size=batch_size, max_tokens=max_tokens)
+
+    def tokenize(self, texts: Sequence[str]) -> Tokens:
+        """The tokenizer's output for ``texts`` (default prompt prepended, truncated to ``max_length``),
+        with each row's token count. A ``None`` or non-string text is a :class:`SmartError`."""
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise SmartError(f"cannot embed text #{i}: expected a string, got {text!r}")
-        batch_size = max(1, int(batch_size))
+        if not texts:
+            return Tokens({}, [], np.zeros(0, dtype=np.int64))
         inputs = [self.spec.prompt + t for t in texts] if self.spec.prompt else list(texts)
         encoded = self.tokenizer(
             inputs, truncation=True, max_length=self.max_length, return_attention_mask=False
         )
         keys = [k for k in encoded.keys() if k in self._forward_keys]
-        lengths = np.fromiter((len(ids) for ids in encoded["input_ids"]), dtype=np.int64, count=n)
+        lengths = np.fromiter((len(ids) for ids in encoded["input_ids"]), dtype=np.int64, count=len(texts))
+        return Tokens(encoded, keys, lengths)
+
+    def embed_tokens(self, tokens: Tokens, batch_size: int = 64, max_tokens: int | None = None) -> np.ndarray:
+        """(n, dim) float32 embeddings of :meth:`tokenize`'s output, batched as :meth:`encode` says."""
+        n = len(tokens.lengths)
+        out = np.empty((n, self.dim), dtype=np.float32)
+        if n == 0:
+            return out
+        encoded, keys, lengths = tokens.encoded, tokens.keys, tokens.lengths
         order = np.argsort(-lengths, kind="stable")
         bf16 = self.precision == "bfloat16"
         device_type = "cuda" if self.device.startswith("cuda") else "cpu"
@@ -570,7 +622,7 @@ class Encoder:
         # One autocast region for the whole call: the bfloat16 copies of the weights are made once.
         # Results stay on the device until the end: on a GPU, the next batch is padded while this one runs.
         with torch.inference_mode(), torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
-            for start, stop in token_batches(lengths[order], batch_size, max_tokens):
+            for start, stop in token_batches(lengths[order], max(1, int(batch_size)), max_tokens):
                 idx = order[start:stop]
                 batch = pad_rows(encoded, keys, idx, lengths[idx], pad_values, left=left)
                 batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
