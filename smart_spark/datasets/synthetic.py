@@ -43,7 +43,7 @@ def bounded_task_sizes(num_rows: int, num_tasks: int, lo: int, hi: int, *, sigma
         scale_lo, scale_hi = (scale, scale_hi) if total < inner else (scale_lo, scale)
     sizes = np.clip(np.floor(w[2:] * scale_lo), lo, hi).astype(np.int64)
     order = np.argsort(-w[2:], kind="stable")
-    short = inner - int(sizes.sum())  # >= 0: spread one row each over the largest unclipped tasks
+    short = inner - int(sizes.sum())  # >= 0: the rows flooring lost go to the largest tasks below hi
     for i in order:
         if short <= 0:
             break

@@ -526,6 +526,10 @@ class Encoder:
         if spec.do_lower_case:
             self._lowercase_tokenizer()
         self._forward_keys = set(inspect.signature(self.model.forward).parameters)
+        # pad values and side, read once: the tokenizer is then used by one thread at a time
+        self._padding = ({"input_ids": self.tokenizer.pad_token_id or 0,
+                          "token_type_ids": getattr(self.tokenizer, "pad_token_type_id", 0) or 0},
+                         getattr(self.tokenizer, "padding_side", "right") == "left")
         self._dense = [_Dense(m[1]).to(device).eval() for m in spec.modules if m[0] == "dense"]
         self._prompt_length = self._measure_prompt() if spec.prompt else 0
         self.dim = _output_dim(spec, int(self.model.config.hidden_size))
@@ -595,7 +599,7 @@ class Encoder:
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise SmartError(f"cannot embed text #{i}: expected a string, got {text!r}")
-        if not texts:
+        if len(texts) == 0:
             return Tokens({}, [], np.zeros(0, dtype=np.int64))
         inputs = [self.spec.prompt + t for t in texts] if self.spec.prompt else list(texts)
         encoded = self.tokenizer(
@@ -615,9 +619,7 @@ class Encoder:
         order = np.argsort(-lengths, kind="stable")
         bf16 = self.precision == "bfloat16"
         device_type = "cuda" if self.device.startswith("cuda") else "cpu"
-        pad_values = {"input_ids": self.tokenizer.pad_token_id or 0,
-                      "token_type_ids": getattr(self.tokenizer, "pad_token_type_id", 0) or 0}
-        left = getattr(self.tokenizer, "padding_side", "right") == "left"
+        pad_values, left = self._padding
         pieces: list[tuple[np.ndarray, torch.Tensor]] = []
         # One autocast region for the whole call: the bfloat16 copies of the weights are made once.
         # Results stay on the device until the end: on a GPU, the next batch is padded while this one runs.
