@@ -113,6 +113,53 @@ def test_pad_rows_is_what_the_tokenizer_pads(bundled: Encoder, side: str) -> Non
         torch.testing.assert_close(ours[key], ref[key].long(), rtol=0, atol=0)
 
 
+def _bpe_left_model(folder: Path) -> Path:
+    """A tiny RoBERTa-style folder unlike the bundled one: a byte-level BPE tokenizer trained on real
+    text, pad id 1, padding and truncation on the left, no token_type_ids; random weights."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast, RobertaConfig, RobertaModel
+
+    tk = Tokenizer(models.BPE(unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.train_from_iterator(python_doc_paragraphs(300), trainers.BpeTrainer(
+        vocab_size=500, special_tokens=["<s>", "<pad>", "</s>", "<unk>"], show_progress=False))
+    tk.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+    PreTrainedTokenizerFast(
+        tokenizer_object=tk, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
+        model_input_names=["input_ids", "attention_mask"], truncation_side="left", padding_side="left",
+        model_max_length=64).save_pretrained(folder)
+    torch.manual_seed(0)
+    RobertaModel(RobertaConfig(vocab_size=500, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                               intermediate_size=64, max_position_embeddings=80, pad_token_id=1)
+                 ).save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("model", ["bundled", "bundled-16", "bpe-left"])
+def test_tokenize_is_the_tokenizer_call(tmp_path: Path, model: str) -> None:
+    texts = python_doc_paragraphs(100) + TEXTS
+    if model == "bpe-left":
+        enc = load_encoder(str(_bpe_left_model(tmp_path / "bpe")), device="cpu")
+        assert enc.tokenizer.pad_token_id == 1 and enc.tokenizer.truncation_side == "left"
+    else:
+        enc = load_encoder(None, device="cpu", max_length=16 if model == "bundled-16" else 256)
+    ref = enc.tokenizer(texts, truncation=True, max_length=enc.max_length, return_attention_mask=False)
+    got = enc.tokenize(texts)
+    assert sorted(got.encoded) == sorted(ref.keys())
+    for key in ref.keys():
+        assert got.encoded[key] == ref[key]
+    np.testing.assert_array_equal(got.lengths, [len(ids) for ids in ref["input_ids"]])
+    assert got.lengths.max() == enc.max_length  # some texts were truncated
+
+
+def test_left_padding_with_pad_id_one_embeds_like_no_padding(tmp_path: Path) -> None:
+    enc = load_encoder(str(_bpe_left_model(tmp_path / "bpe")), device="cpu")
+    texts = python_doc_paragraphs(40)
+    alone = np.concatenate([enc.encode([t]) for t in texts])  # one row per pass: nothing padded
+    padded = enc.encode(texts, batch_size=16)
+    np.testing.assert_allclose(padded, alone, atol=1e-5, rtol=0)
+
+
 @pytest.mark.parametrize("prefetch", [False, True])
 def test_encode_stream_is_encode_per_chunk(bundled: Encoder, prefetch: bool) -> None:
     texts = python_doc_paragraphs(60) + TEXTS

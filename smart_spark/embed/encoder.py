@@ -602,12 +602,28 @@ class Encoder:
         if len(texts) == 0:
             return Tokens({}, [], np.zeros(0, dtype=np.int64))
         inputs = [self.spec.prompt + t for t in texts] if self.spec.prompt else list(texts)
-        encoded = self.tokenizer(
-            inputs, truncation=True, max_length=self.max_length, return_attention_mask=False
-        )
+        encoded = self._token_ids(inputs)
         keys = [k for k in encoded.keys() if k in self._forward_keys]
         lengths = np.fromiter((len(ids) for ids in encoded["input_ids"]), dtype=np.int64, count=len(texts))
         return Tokens(encoded, keys, lengths)
+
+    def _token_ids(self, inputs: list[str]) -> dict[str, list[list[int]]]:
+        """Token-id lists per model input (``input_ids``, and ``token_type_ids`` where the tokenizer
+        returns them), truncated to ``max_length``: what ``tokenizer(inputs, truncation=True,
+        max_length=...)`` returns, from the Rust tokenizer's ``encode_batch`` directly when there is one
+        (the transformers wrapper around it takes about as long again as the tokenizing)."""
+        tok = self.tokenizer
+        backend = tok.backend_tokenizer if getattr(tok, "is_fast", False) else None
+        if backend is None:
+            return dict(tok(inputs, truncation=True, max_length=self.max_length, return_attention_mask=False))
+        backend.no_padding()
+        backend.enable_truncation(self.max_length, stride=0, strategy="longest_first",
+                                  direction=getattr(tok, "truncation_side", "right"))
+        encodings = backend.encode_batch(inputs)
+        out = {"input_ids": [e.ids for e in encodings]}
+        if "token_type_ids" in tok.model_input_names:
+            out["token_type_ids"] = [e.type_ids for e in encodings]
+        return out
 
     def embed_tokens(self, tokens: Tokens, batch_size: int = 64, max_tokens: int | None = None) -> np.ndarray:
         """(n, dim) float32 embeddings of :meth:`tokenize`'s output, batched as :meth:`encode` says."""
