@@ -71,10 +71,9 @@ def make_large_model(folder: str, tokenizer_from: str, *, layers: int = 24, seed
     config = BertConfig(vocab_size=30522, hidden_size=1024, num_hidden_layers=layers, num_attention_heads=16,
                         intermediate_size=4096, max_position_embeddings=512, type_vocab_size=2)
     BertModel(config).save_pretrained(folder)
-    src = tokenizer_from
     for name in TOKENIZER_FILES:
-        if os.path.exists(os.path.join(src, name)):
-            shutil.copy(os.path.join(src, name), os.path.join(folder, name))
+        if os.path.exists(os.path.join(tokenizer_from, name)):
+            shutil.copy(os.path.join(tokenizer_from, name), os.path.join(folder, name))
     with open(os.path.join(folder, "tokenizer_config.json")) as fh:
         tok = json.load(fh)
     tok["model_max_length"] = 512
