@@ -5,7 +5,9 @@
 Reads the run's rows from the job's ``mixture`` table (``--output`` is the job's output folder or catalog
 schema), shuffles them deterministically with ``--seed`` and writes ``train-0000i-of-0000N.jsonl`` and/or
 ``parquet/train-0000i-of-0000N.parquet`` plus ``manifest.json`` under ``--dest`` (see
-``smart_spark/export.py``). Exit status 0 on success; otherwise one line on stderr that names the problem.
+``smart_spark/export.py``). A run whose ``runs`` row says ``running`` or ``abandoned`` is not finished and
+is refused unless ``--allow-unfinished`` asks for it. Exit status 0 on success; otherwise one line on stderr
+that names the problem (2: bad flags).
 """
 
 from __future__ import annotations
@@ -15,12 +17,16 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from smart_spark.errors import SmartError
 from smart_spark.export.shards import FORMATS, ExportOptions, export_mixture
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 PROG = "export_mixture"
 
@@ -51,21 +57,49 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--system", default=None, help="system message of every chat (needs --chat)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an earlier export in --dest (its manifest and train-* files)")
+    parser.add_argument("--allow-unfinished", action="store_true",
+                        help="export a run whose runs row says running or abandoned (refused otherwise)")
     return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> tuple[ExportOptions, bool]:
+    """Flags to validated :class:`ExportOptions` and ``--allow-unfinished`` (argparse exits 2 on a malformed
+    command line)."""
+    args = vars(build_parser().parse_args(argv))
+    allow_unfinished = bool(args.pop("allow_unfinished"))
+    options = ExportOptions(**args)
+    options.validate()
+    return options, allow_unfinished
 
 
 def parse_options(argv: Sequence[str] | None = None) -> ExportOptions:
     """Flags to validated :class:`ExportOptions` (argparse exits 2 on a malformed command line)."""
-    args = build_parser().parse_args(argv)
-    options = ExportOptions(**{key: value for key, value in vars(args).items()})
-    options.validate()
-    return options
+    return parse_args(argv)[0]
+
+
+def check_finished(spark: SparkSession, output: str, run_id: str) -> None:
+    """SmartError when ``run_id``'s ``runs`` row says ``running`` or ``abandoned`` (not finished).
+
+    A run without a ``runs`` row (a ``mixture`` table written by other means) is not refused."""
+    from pyspark.sql import functions as F
+
+    from smart_spark.delta import tables as delta_io
+    from smart_spark.spark.run_state import ABANDONED, RUNNING
+
+    runs = delta_io.output_tables(output)["runs"]
+    if not delta_io.exists(spark, runs):
+        return
+    rows = delta_io.read(spark, runs).where(F.col("run_id") == run_id).select("status").collect()
+    status = rows[0]["status"] if rows else None
+    if status in (RUNNING, ABANDONED):
+        raise SmartError(f"run {run_id} is {status}, not finished (its runs row in {output}); export a "
+                         "succeeded run, or pass --allow-unfinished")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse flags, export, and turn any failure into one clear stderr line and a non-zero status."""
     try:
-        options = parse_options(argv)
+        options, allow_unfinished = parse_args(argv)
     except SmartError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
@@ -73,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     spark = get_spark("smart-export")
     try:
+        if not allow_unfinished:
+            check_finished(spark, options.output, options.run_id)
         manifest = export_mixture(spark, options)
     except SmartError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)

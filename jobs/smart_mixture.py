@@ -5,12 +5,15 @@
 The data path, top to bottom: read, build the mixture (prepare, embed, [decontaminate, cluster into
 tasks,] weigh tasks, select:
 :func:`smart_spark.api.mixture.build_mixture`, the same call a notebook makes), write. Each stage logs
-its start and end. Flags: docs/usage.md (``--help``). Exit status 0 on success; otherwise one line on
-stderr that names the problem (an unexpected error also shows its traceback).
+its start and end. Flags: docs/usage.md (``--help``). Exit status (docs/usage.md): 0 finished (its ``runs``
+rows say ``succeeded``; a failure after that, in the report or the view, is a warning line), 1 failed (and
+whatever it committed put back), 2 bad settings; otherwise one line on stderr names the problem (an
+unexpected error also shows its traceback).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import traceback
@@ -29,6 +32,8 @@ from smart_spark.errors import SmartError
 from smart_spark.failpoints import InjectedFailure
 from smart_spark.spark.reader import read_input
 from smart_spark.spark.session import get_spark
+
+log = logging.getLogger(__name__)
 
 
 def run(spark: SparkSession, config: JobConfig) -> dict:
@@ -53,7 +58,10 @@ def run(spark: SparkSession, config: JobConfig) -> dict:
     try:
         return result.write(config.output, report=config.report)
     finally:
-        result.unpersist()
+        try:
+            result.unpersist()
+        except Exception as error:  # noqa: BLE001 -- only cached blocks stay behind
+            log.warning("could not release the cached frames: %s", error)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

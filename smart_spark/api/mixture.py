@@ -53,11 +53,13 @@ from smart_spark.spark.decontaminate import (
 from smart_spark.spark.outputs import code_version, commit_run, mixture_frame, runs_frame, task_weights_frame
 from smart_spark.spark.progress import describe, stage, watch
 from smart_spark.spark.reader import PROMPT_COLUMN, embedding_array, local_path, prepare
-from smart_spark.spark.run_state import RunLedger, create_succeeded_view, recover
+from smart_spark.spark.run_state import RunLedger, create_succeeded_view, new_attempt, recover
 from smart_spark.spark.selection import select_sweep
 from smart_spark.spark.task_stats import group_of_tasks, group_sizes, task_means, validate_embeddings
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
 
@@ -139,9 +141,19 @@ class MixtureResult:
         for m in self.mixtures:
             m.summary["stage_seconds"] = dict(self.stage_seconds)
         if self.config.report if report is None else report:
-            write_reports(self.config.run_id, output, refs, self.mixtures, families=self.families,
-                          quiet=self.config.quiet)
+            self._after_commit("its report", lambda: write_reports(
+                self.config.run_id, output, refs, self.mixtures, families=self.families,
+                quiet=self.config.quiet))
         return self.summary
+
+    def _after_commit(self, what: str, step: Callable[[], object]) -> None:
+        """Run ``step`` after the final ``runs`` commit: the runs are finished, so a failure is a warning."""
+        try:
+            step()
+        except Exception as error:  # noqa: BLE001 -- the run succeeded; say what is missing
+            first = (str(error).strip().splitlines() or [""])[0]
+            log.warning("run %s succeeded (its runs rows are committed), but %s failed: %s: %s",
+                        self.config.run_id, what, type(error).__name__, first)
 
     def _commit(self, output: str, refs: dict[str, delta_io.TableRef]) -> None:
         """Recover dead runs, then commit every mixture's tables (all or nothing) under the run ledger."""
@@ -150,7 +162,7 @@ class MixtureResult:
         for run_id, reason in recover(self.spark, refs, stale_after=self.config.stale_after,
                                       by=f"run {self.config.run_id}", own_run_ids=own):
             log.warning("put back unfinished run %s: %s", run_id, reason)
-        runs, ledger_rows = [], {}
+        runs, ledger_rows, attempt = [], {}, new_attempt()
         for m in self.mixtures:
             config = dataclasses.replace(m.config, output=output)
             m.summary["output"] = output
@@ -158,7 +170,7 @@ class MixtureResult:
             ledger_rows[m.run_id] = dict(started_at=self.started_at, config_json=config.to_json(),
                                          input_desc=config.input, input_version=self.base["input_version"],
                                          code_version=code_version())
-            metrics = {k: v for k, v in m.summary.items() if k not in REPORT_ONLY}
+            metrics = {**{k: v for k, v in m.summary.items() if k not in REPORT_ONLY}, "attempt": attempt}
             frames = {
                 "mixture": m.mixture,
                 **m.tables,
@@ -170,9 +182,10 @@ class MixtureResult:
             }
             runs.append((m.run_id, frames))
         config_json = dataclasses.replace(self.config, output=output).to_json()
-        with RunLedger(self.spark, refs, ledger_rows, stale_after=self.config.stale_after) as ledger:
+        with RunLedger(self.spark, refs, ledger_rows, stale_after=self.config.stale_after,
+                       attempt=attempt) as ledger:
             commit_run(self.spark, refs, runs, config_json=config_json, ledger=ledger)
-        create_succeeded_view(self.spark, output)
+        self._after_commit("the succeeded view", lambda: create_succeeded_view(self.spark, output))
 
     def unpersist(self) -> None:
         """Release the cached embeddings and selections (the frames above then recompute)."""

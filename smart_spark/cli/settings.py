@@ -188,7 +188,7 @@ class JobConfig:
     verbose: bool = setting(False, "print debug detail (and the JVM's warnings)")
     # Crash consistency (docs/reliability.md).
     stale_after: float = setting(
-        900.0, "seconds without a heartbeat after which an unfinished run is dead and its rows are put back",
+        120.0, "seconds without a heartbeat after which an unfinished run is dead and its rows are put back",
         above=0)
     #: Budget sweeps: every (M', N') pair of these lists is one mixture (``expand_sweep``); derived from
     #: num_tasks / num_instances, not flags of their own.

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from smart_spark.delta.common import conform, guard, guarded, literal, quote
-from smart_spark.delta.engine import DeltaEngine
+from smart_spark.delta.engine import DeltaEngine, Fence
 from smart_spark.delta.spark_files import commit_files, commit_properties, spark_uri, write_files
 from smart_spark.errors import SmartError
 
@@ -175,6 +175,7 @@ class DeltaRsEngine(DeltaEngine):
     """Spark reads and writes the rows; delta-rs reads the log and commits (module doc)."""
 
     name = "deltars"
+    fences_commits = True
 
     def exists(self, ref: TableRef) -> bool:
         return open_table(ref) is not None
@@ -224,6 +225,7 @@ class DeltaRsEngine(DeltaEngine):
         partition_by: list[str],
         properties: dict[str, str] | None,
         commit_info: dict[str, Any] | None,
+        fence: Fence | None = None,
     ) -> int:
         root = table_root(ref)
         dt = open_table(ref)
@@ -243,12 +245,14 @@ class DeltaRsEngine(DeltaEngine):
         with guarded(column, value):
             adds = write_files(self.spark, data, root, partition_by, write_id)
         if dt is None:
+            if fence is not None and fence.check is not None:
+                fence.check()  # a refused commit creates no table either
             dt = _create(df, ref, schema, partition_by, properties, commit_info)
             if filters is None and dt.file_uris():
                 raise SmartError(f"{ref}: another writer created and filled the table meanwhile; run again")
         return commit_files(
             root, dt, adds, mode="overwrite", partition_filters=filters, commit_info=commit_info,
-            write_id=write_id,
+            write_id=write_id, fence=fence,
         )
 
     def merge_insert_new(

@@ -7,6 +7,8 @@ as ``userMetadata`` (a JSON object); :meth:`DeltaEngine.history` gives it back.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -15,10 +17,26 @@ if TYPE_CHECKING:
     from smart_spark.delta.refs import TableRef
 
 
+@dataclass(frozen=True)
+class Fence:
+    """What a fenced commit carries (docs/reliability.md, "Fencing").
+
+    ``app_id``: recorded on the commit as a Delta application transaction (``txn`` action); an engine that
+    :attr:`DeltaEngine.fences_commits` fails a commit whose snapshot predates another commit carrying the
+    same id (Delta's conflict detection), and takes a new snapshot before trying again. ``check``: called
+    after the snapshot is taken and right before each commit attempt; it raises to refuse the commit.
+    """
+
+    app_id: str
+    check: Callable[[], None] | None = None
+
+
 class DeltaEngine(ABC):
     """Reads and commits Delta tables for one Spark session."""
 
     name: str  # "spark" or "deltars": what ``tables.backend`` reports
+    #: Whether ``replace_rows`` takes ``fence=`` and makes commits with one ``Fence.app_id`` conflict.
+    fences_commits: bool = False
 
     def __init__(self, spark: SparkSession) -> None:
         self.spark = spark

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from deltalake.transaction import AddAction, CommitProperties
     from pyspark.sql import DataFrame, SparkSession
 
+    from smart_spark.delta.engine import Fence
+
 WRITE_ID = "smartspark.writeId"  # on our commits: which version our commit got
 _STAGING = "smartspark-staging-"  # not hidden, so VACUUM removes what a crashed write left
 _HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
@@ -35,14 +37,18 @@ def spark_uri(root: str) -> str:
     return root if "://" in root else "file://" + root
 
 
-def commit_properties(commit_info: dict[str, Any] | None, write_id: str | None = None) -> CommitProperties:
-    """delta-rs commit properties recording ``commit_info`` as ``userMetadata`` (and our write id)."""
-    from deltalake.transaction import CommitProperties
+def commit_properties(
+    commit_info: dict[str, Any] | None, write_id: str | None = None, app_id: str | None = None
+) -> CommitProperties:
+    """delta-rs commit properties recording ``commit_info`` as ``userMetadata`` (and our write id); with
+    ``app_id``, an application transaction of that id, so that commits carrying it conflict."""
+    from deltalake.transaction import CommitProperties, Transaction
 
     metadata = {"userMetadata": user_metadata(commit_info)}
     if write_id is not None:
         metadata[WRITE_ID] = write_id
-    return CommitProperties(custom_metadata=metadata)
+    apps = None if app_id is None else [Transaction(app_id=app_id, version=time.time_ns() // 1000)]
+    return CommitProperties(custom_metadata=metadata, app_transactions=apps)
 
 
 def write_files(
@@ -102,17 +108,23 @@ def commit_files(
     partition_filters: list | None,
     commit_info: dict[str, Any] | None,
     write_id: str,
+    fence: Fence | None = None,
 ) -> int:
     """One commit of ``adds`` (``overwrite`` drops files matching ``partition_filters``); its version.
 
     delta-rs fails an overwrite whose snapshot a concurrent commit changed, even in other partitions (Delta
     itself rebases such a commit). An overwrite of whole partitions means the same on any newer snapshot,
-    so it is retried on the latest one; anything else raises.
+    so it is retried on the latest one; anything else raises. With ``fence``, the commit carries
+    ``fence.app_id`` as an application transaction (delta-rs then fails it when a commit with the same id
+    followed ``dt``'s snapshot) and ``fence.check`` runs before each attempt, after its snapshot is taken.
     """
     from deltalake import DeltaTable
 
     schema = dt.schema()
+    app_id = None if fence is None else fence.app_id
     for attempt in range(_RETRIES + 1):
+        if fence is not None and fence.check is not None:
+            fence.check()  # raises to refuse: the files stay unreferenced, the table unchanged
         try:
             dt.create_write_transaction(
                 adds,
@@ -120,7 +132,7 @@ def commit_files(
                 schema=schema,
                 partition_by=dt.metadata().partition_columns,
                 partition_filters=partition_filters,
-                commit_properties=commit_properties(commit_info, write_id),
+                commit_properties=commit_properties(commit_info, write_id, app_id),
             )
             break
         except Exception as error:

@@ -24,7 +24,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from smart_spark.delta.common import USER_METADATA_CONF
-from smart_spark.delta.engine import DeltaEngine
+from smart_spark.delta.engine import DeltaEngine, Fence
 from smart_spark.delta.refs import TABLES, TableRef, is_schema, output_tables, table_ref
 from smart_spark.errors import SmartError
 
@@ -36,10 +36,12 @@ __all__ = [
     "TABLES",
     "USER_METADATA_CONF",
     "DeltaEngine",
+    "Fence",
     "TableRef",
     "backend",
     "engine",
     "exists",
+    "fences_commits",
     "history_commit_info",
     "is_schema",
     "merge_insert_new",
@@ -118,19 +120,33 @@ def replace_where(
     partition_by: list[str] | None = None,
     properties: dict[str, str] | None = None,
     commit_info: dict[str, Any] | None = None,
+    fence: Fence | None = None,
 ) -> int:
     """Atomically replace the rows with ``column == value`` by ``df``'s rows; returns the new version.
 
     ``df`` must hold only that value: a row with another raises SmartError and commits nothing. Other
     values' rows stay as they are. A missing table is created, partitioned by ``partition_by``, with
-    ``properties`` (``delta.*`` or any other key); both are ignored for an existing table.
+    ``properties`` (``delta.*`` or any other key); both are ignored for an existing table. ``fence``: on an
+    engine that :func:`fences_commits`, the commit carries ``fence.app_id`` and ``fence.check`` runs right
+    before each commit attempt (module :class:`Fence`); on the others ``fence.check`` runs before the write.
     """
     if column not in df.columns:
         raise SmartError(f"{ref}: replace_where column {column!r} is not in the data")
-    return engine(spark).replace_rows(
+    found = engine(spark)
+    extra: dict[str, Any] = {}
+    if fence is not None and found.fences_commits:
+        extra["fence"] = fence
+    elif fence is not None and fence.check is not None:
+        fence.check()
+    return found.replace_rows(
         df, ref, column=column, value=value, partition_by=partition_by or [], properties=properties,
-        commit_info=commit_info,
+        commit_info=commit_info, **extra,
     )
+
+
+def fences_commits(spark: SparkSession) -> bool:
+    """Whether the session's engine makes fenced commits conflict (:class:`Fence`; only ``deltars``)."""
+    return engine(spark).fences_commits
 
 
 def merge_insert_new(

@@ -106,9 +106,10 @@ def commit_run(spark: SparkSession, refs: dict[str, delta_io.TableRef],
     all or nothing.
 
     ``runs`` holds (run id, frames by table); a sweep has several. ``ledger`` holds their ``running``
-    rows: each commit is recorded there, so a failure puts back every commit made (the ledger does, as the
-    error leaves its block); before each table's commits the ledger checks that no other driver declared
-    these runs abandoned. The ``runs`` commit, last, turns ``running`` into ``succeeded``.
+    rows: each commit goes through it, fenced (only while the ``runs`` row still holds this attempt's token
+    with status ``running``: :meth:`RunLedger.commit`) and recorded, so a failure puts back every commit
+    made (the ledger does, as the error leaves its block). The ``runs`` commit, last, turns ``running``
+    into ``succeeded``.
     """
     runs = [(run_id, {**stale_rows(spark, refs, run_id, frames), **frames}) for run_id, frames in runs]
     present = [name for name in RUN_TABLES if any(name in frames for _, frames in runs)]
@@ -119,12 +120,9 @@ def commit_run(spark: SparkSession, refs: dict[str, delta_io.TableRef],
             failpoint("after_task_weights")
             ledger.stop_heartbeat()  # its beats rewrite the same runs rows
             failpoint("before_runs")
-        ledger.check_alive()
         for run_id, frames in runs:
             if name not in frames:
                 continue
             info = {"smartspark.run_id": run_id, "smartspark.config": config_json}
-            delta_io.replace_where(spark, frames[name], refs[name], column="run_id", value=run_id,
-                                   partition_by=["run_id"], commit_info=info)
-            ledger.record(name, run_id)
+            ledger.commit(name, run_id, frames[name], info)  # fenced: only while the attempt holds its run
     ledger.finished()
