@@ -1,7 +1,8 @@
 """Read the task-labelled instruction table and check it before any work is done.
 
-``read_input`` opens a Delta folder, Parquet, JSON Lines or a catalog table (recording the Delta version
-read); ``prepare_instances`` validates columns and values and adds the job's own columns:
+``read_input`` opens a Delta folder, Parquet, JSON Lines or a catalog table (a Delta one pinned to the
+version it records: later reads of the frame see that version too); ``prepare_instances`` validates
+columns and values and adds the job's own columns:
 ``task`` (string), ``stratum`` (string or null), ``id`` (string), and the text to embed
 (:data:`PROMPT_COLUMN`, string; never written to the mixture). Task and prompt come from a column, a
 Spark SQL expression (``--task-expr``/``--prompt-expr``) or, for the prompt, a chat column
@@ -103,7 +104,7 @@ def detect_format(path: str) -> str:
 
 
 def read_input(spark: SparkSession, config: InputSpec) -> tuple[DataFrame, int | None]:
-    """The input table and the Delta version read (None unless Delta)."""
+    """The input table and the Delta version read (None unless Delta), the frame pinned to that version."""
     fmt = config.input_format if config.input_format != "auto" else detect_format(config.input)
     path = config.input
     local = local_path(path)
@@ -125,7 +126,11 @@ def read_input(spark: SparkSession, config: InputSpec) -> tuple[DataFrame, int |
                 raise SmartError(f"--input table {path} does not exist in the catalog")
             ref = delta_io.TableRef(name=path)
             version = delta_io.version(spark, ref) if delta_io.backend(spark) == "spark" else None
-            return spark.table(path), version
+            if version is None:  # not a Delta table: nothing to pin
+                return spark.table(path), None
+            # Pinned (time travel): every evaluation of this frame, the mixture's join at write time
+            # included, reads the version recorded, whatever lands in the table meanwhile.
+            return delta_io.read(spark, ref, version=version), version
     except SmartError:
         raise
     except Exception as exc:  # Spark's AnalysisException and friends: name the input
