@@ -269,3 +269,21 @@ def test_exit_codes(spark, data, tmp_path, capsys, job_logging):
         f"[Errno 21] Is a directory: '{out}/report.md'"), err
     assert runs_table(out)["rep"]["status"] == "succeeded"
     assert len(rows_of(out, "mixture", "rep")) == 50
+
+
+def test_taken_over_attempt_is_refused_on_sail(sail, data, tmp_path, monkeypatch):
+    """Spark's Delta source (Sail, no application transactions): the check before each commit refuses an
+    attempt whose ``runs`` row was taken over; nothing is written."""
+    monkeypatch.setenv("SPARK_CONNECT_MODE_ENABLED", "1")
+    assert not delta_io.fences_commits(sail)
+    refs = delta_io.output_tables(str(tmp_path / "out"))
+    ledger = RunLedger(sail, refs, {"s": ledger_row(data)}, stale_after=600.0).__enter__()
+    ledger.stop_heartbeat()
+    earlier = runs_row(sail, run_id="s", status="succeeded", finished_at=datetime.now(timezone.utc),
+                       metrics={"attempt": "earlier"}, **ledger_row(data))
+    delta_io.replace_where(sail, earlier, refs["runs"], column="run_id", value="s", partition_by=["run_id"])
+    with pytest.raises(SmartError, match=r"taken over by another driver \(run s: its runs row is succeeded "
+                                         r"from attempt earlier\)"):
+        ledger.commit("task_weights", "s", sail.createDataFrame([("s", 1)], "run_id string, x int"), {})
+    assert not delta_io.exists(sail, refs["task_weights"])
+    assert runs_table(tmp_path / "out")["s"]["status"] == "succeeded"

@@ -227,7 +227,10 @@ class RunLedger:
             self.check_own(run_id)
 
     def _owns(self, run_id: str) -> bool:
-        row = current_row(self.spark, self.refs["runs"], run_id)
+        try:
+            row = current_row(self.spark, self.refs["runs"], run_id)
+        except Exception:  # noqa: BLE001 -- cannot tell: try the (fenced) put-back anyway
+            return True
         return row is not None and _metrics(row).get("attempt") == self.attempt
 
     def _check_not_taken(self, run_id: str) -> None:
@@ -409,7 +412,8 @@ def create_succeeded_view(spark: SparkSession, output: str) -> None:
     if not delta_io.is_schema(output):
         return
     refs = delta_io.output_tables(output)
+    schema = refs["mixture"].name.rpartition(".")[0]  # catalog:db and catalog.db alike
     spark.sql(
-        f"CREATE OR REPLACE VIEW {output}.{SUCCEEDED_VIEW} AS SELECT * FROM {refs['mixture'].name} "
+        f"CREATE OR REPLACE VIEW {schema}.{SUCCEEDED_VIEW} AS SELECT * FROM {refs['mixture'].name} "
         f"WHERE run_id IN (SELECT run_id FROM {refs['runs'].name} WHERE status = '{SUCCEEDED}')"
     ).collect()
