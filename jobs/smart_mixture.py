@@ -76,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return recover_main(args[1:])
     try:
         config = load_config(args)
+        delta_io.output_tables(config.output)  # --output's spelling: a folder or a catalog schema
     except SmartError as exc:
         print(f"smart_mixture: error: {exc}", file=sys.stderr)
         return 2

@@ -51,7 +51,7 @@ def test_connect_run_equals_classic(spark, sail, tmp_path, monkeypatch, partitio
 
 
 def test_connect_run_into_a_catalog_schema(spark, sail, tmp_path, monkeypatch):
-    """``--output <schema>`` on Sail's catalog: the tables are ``<schema>.smart_<table>``; the mixture
+    """``--output catalog:<schema>`` on Sail's catalog: the tables are ``<schema>.smart_<table>``; the mixture
     equals the classic run's, and a second run id adds its rows beside the first one's."""
     source = str(tmp_path / "input.parquet")
     pq.write_table(synthetic_table(900, 6, dim=16, families=3, seed=5), source)
@@ -66,8 +66,8 @@ def test_connect_run_into_a_catalog_schema(spark, sail, tmp_path, monkeypatch):
     run(spark, config(str(tmp_path / "classic"), "a"))
     monkeypatch.setenv("SPARK_CONNECT_MODE_ENABLED", "1")
     try:
-        run(sail, config(schema, "a"))
-        run(sail, config(schema, "b"))
+        run(sail, config(f"catalog:{schema}", "a"))  # a bare schema name is spelled catalog:<schema>
+        run(sail, config(f"catalog:{schema}", "b"))
         tables = sorted(r.tableName for r in sail.sql(f"SHOW TABLES IN {schema}").collect())
         remote = sail.table(f"{schema}.smart_mixture").toPandas()
         runs = sail.table(f"{schema}.smart_runs").toPandas()

@@ -65,7 +65,7 @@ def test_refs_and_backend(spark):
     assert delta_io.output_tables("/out/x/")["mixture"] == delta_io.TableRef(path="/out/x/mixture")
     assert str(delta_io.output_tables("file:/o")["runs"]) == "file:/o/runs"
     assert delta_io.output_tables("cat.db")["embeddings"] == delta_io.TableRef(name="cat.db.smart_embeddings")
-    assert delta_io.output_tables("db")["task_weights"].name == "db.smart_task_weights"
+    assert delta_io.output_tables("catalog:db")["task_weights"].name == "db.smart_task_weights"
     assert delta_io.table_ref("cat.db.t") == delta_io.TableRef(name="cat.db.t")
     assert delta_io.table_ref("out/emb").path == "out/emb"
     with pytest.raises(SmartError):

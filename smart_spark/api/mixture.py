@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -36,6 +35,7 @@ from pyspark.sql import functions as F
 from smart_spark.cli.settings import JobConfig, expand_sweep, make_config
 from smart_spark.core.weighting import weigh_tasks
 from smart_spark.delta import tables as delta_io
+from smart_spark.delta.refs import path_under
 from smart_spark.errors import SmartError
 from smart_spark.failpoints import failpoint
 from smart_spark.spark.clusters import Clustering, check_spark_ml, cluster_tasks, clusters_frame, relabel
@@ -449,7 +449,8 @@ def write_reports(run_id: str, output: str, refs: dict[str, delta_io.TableRef], 
     for m in mixtures:
         summary = m.summary
         if local_out is not None:
-            folder = os.path.join(local_out, "reports", summary["run_id"]) if sweep else local_out
+            # A run id is a name, not a path (check_run_id); the folder is checked to stay under output.
+            folder = path_under(local_out, "reports", summary["run_id"]) if sweep else local_out
             summary["report_path"], _ = write_report(folder, summary, m.task_weights, families=families)
         if not quiet:
             print(format_console(summary, m.task_weights, families))
@@ -461,7 +462,7 @@ def write_reports(run_id: str, output: str, refs: dict[str, delta_io.TableRef], 
                      f"{first['budget'] / n:.2%} |")
     if sweep and local_out is not None:
         index += ["", "Each mixture's report: `reports/<mixture>/report.md`."]
-        with open(os.path.join(local_out, "report.md"), "w", encoding="utf-8") as fh:
+        with open(path_under(local_out, "report.md"), "w", encoding="utf-8") as fh:
             fh.write("\n".join(index) + "\n")
         if not quiet:
             print("\n".join(index))

@@ -33,7 +33,9 @@ INSTANCE_FUNCTIONS = (*FUNCTIONS, "random")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "float32", "bfloat16")
 TASK_SOURCES = ("column", "clusters")
-RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$")
+#: A run id: 1-128 letters, digits or ``_.:/-``, starting with a letter or digit (no backslash, space or
+#: control character); :func:`check_run_id` also refuses ``..`` and empty or ``.`` parts between slashes.
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}")
 REQUIRED = dataclasses.MISSING  # the default of a setting that must be given
 
 
@@ -57,6 +59,20 @@ def setting(default: Any = REQUIRED, help: str = "", *, choices: Sequence[str] |
 def default_run_id() -> str:
     """``YYYYmmddTHHMMSSZ-<8 hex>``: sortable by start time, unique across concurrent runs."""
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
+
+
+def check_run_id(run_id: str) -> None:
+    """A run id is data, not a path: SmartError naming ``--run-id`` unless it matches
+    :data:`RUN_ID_PATTERN`, has no ``..`` and no empty or ``.`` part between slashes.
+
+    Single ``/`` separators stay valid: budget sweeps name their mixtures ``<run-id>/m<M'>-n<N'>``.
+    """
+    if not isinstance(run_id, str) or not RUN_ID_PATTERN.fullmatch(run_id):
+        raise SmartError(f"--run-id {run_id!r} must be 1-128 letters, digits or _.:/- characters, "
+                         "starting with a letter or digit")
+    if ".." in run_id or any(part in ("", ".") for part in run_id.split("/")):
+        raise SmartError(f"--run-id {run_id!r} is a name, not a path: no '..', and no empty or '.' part "
+                         "between slashes (a sweep's ids are <run-id>/m<M'>-n<N'>)")
 
 
 def parse_num_tasks(value: Any) -> list[int | None]:
@@ -117,7 +133,8 @@ class JobConfig:
 
     # The input and its columns.
     input: str = setting(help="input path (Delta, Parquet, JSON Lines) or catalog table name")
-    output: str = setting(help="folder holding the output Delta tables, or a catalog schema (catalog.db)")
+    output: str = setting(help="folder holding the output Delta tables (a path with a slash, a URI or an "
+                          "existing folder), or a catalog schema (catalog.db, catalog:db)")
     num_instances: int = setting(
         help="N': instances in the mixture (a list such as 25000,50000 sweeps)", metavar="N[,N...]")
     input_format: str = setting("auto", "format of --input", choices=INPUT_FORMATS)
@@ -377,8 +394,7 @@ def validate(config: JobConfig) -> None:
         raise SmartError("--strategy fixed needs --group-col and --group-weights")
     if config.group_weights and any(not w >= 0 for w in config.group_weights.values()):
         raise SmartError(f"--group-weights must be non-negative numbers, got {config.group_weights}")
-    if not RUN_ID_PATTERN.match(config.run_id):
-        raise SmartError(f"--run-id {config.run_id!r} must be 1-128 letters, digits or _.:/- characters")
+    check_run_id(config.run_id)
     if config.strata == "flan" and config.stratum_col is None:
         raise SmartError("--strata flan needs --stratum-col (the template-type column)")
     if config.prompt_expr is not None and config.messages_col is not None:

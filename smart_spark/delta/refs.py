@@ -1,13 +1,22 @@
-"""Where the output tables live: a :class:`TableRef` is a path (folder or URI) or a catalog name."""
+"""Where the output tables live: a :class:`TableRef` is a path (folder or URI) or a catalog name.
+
+``--output`` is spelled so that a folder and a catalog schema cannot be mistaken for each other
+(:func:`output_location`): ``catalog.db`` or ``catalog:db`` / ``catalog:catalog.db`` is a catalog schema;
+anything with a slash, a URI or an existing folder is a folder. :func:`path_under` joins a path below a
+root and checks that it stays there (every file the job writes beside its tables goes through it).
+"""
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
 from smart_spark.errors import SmartError
 
 TABLES = ("mixture", "task_weights", "runs", "embeddings", "decontaminated", "clusters")
+#: ``--output catalog:<schema>``: a catalog schema, whatever folders exist.
+CATALOG_PREFIX = "catalog:"
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _SCHEMA_NAME = re.compile(rf"{_IDENT}(\.{_IDENT})?")  # db, catalog.db
 _TABLE_NAME = re.compile(rf"{_IDENT}(\.{_IDENT}){{0,2}}")  # table, db.table, catalog.db.table
@@ -33,17 +42,64 @@ def table_ref(text: str) -> TableRef:
     return TableRef(name=text) if _TABLE_NAME.fullmatch(text) else TableRef(path=text)
 
 
+def output_location(output: str) -> tuple[str, str]:
+    """``("schema", "catalog.db")`` or ``("folder", path)``: what ``--output`` names.
+
+    ``catalog:db`` or ``catalog:catalog.db`` is a catalog schema; ``catalog.db`` (two identifiers) is one
+    too unless a folder of that name exists here (ambiguous: an error). A bare identifier (``out``) is a
+    folder when one of that name exists here, else an error; anything else (a slash, a URI) is a folder.
+    The errors name ``--output`` and show both spellings.
+    """
+    if output.startswith(CATALOG_PREFIX):
+        schema = output[len(CATALOG_PREFIX):]
+        if not _SCHEMA_NAME.fullmatch(schema):
+            raise SmartError(f"--output {output!r}: after {CATALOG_PREFIX} give a catalog schema, "
+                             f"db or catalog.db (identifiers), e.g. {CATALOG_PREFIX}main.smart")
+        return "schema", schema
+    if not _SCHEMA_NAME.fullmatch(output):
+        return "folder", output
+    folder = os.path.isdir(output)
+    if "." not in output and folder:
+        return "folder", output
+    if "." in output and not folder:
+        return "schema", output
+    what = ("both a folder here and a catalog schema name" if folder
+            else "neither an existing folder nor a catalog schema (catalog.db)")
+    raise SmartError(f"--output {output!r} is {what}: write a folder as ./{output} (or {output}/), "
+                     f"a catalog schema as {CATALOG_PREFIX}{output}"
+                     + ("" if "." in output else f" or <catalog>.{output}"))
+
+
 def is_schema(output: str) -> bool:
-    """Whether ``--output`` names a catalog schema (``catalog.db`` or ``db``) rather than a folder."""
-    return _SCHEMA_NAME.fullmatch(output) is not None
+    """Whether ``--output`` names a catalog schema rather than a folder (:func:`output_location`)."""
+    return output_location(output)[0] == "schema"
 
 
 def output_tables(output: str) -> dict[str, TableRef]:
     """The output tables of ``--output`` (the optional ``decontaminated`` and ``clusters`` included).
 
-    A catalog schema (``catalog.db`` or ``db``: identifier parts, no slash) gives ``<schema>.smart_<table>``;
-    anything else is a folder (path or URI) holding ``<output>/<table>``.
+    A catalog schema (:func:`output_location`) gives ``<schema>.smart_<table>``; a folder (path or URI)
+    holds ``<output>/<table>``. SmartError naming ``--output`` when the spelling is ambiguous.
     """
-    if is_schema(output):
-        return {table: TableRef(name=f"{output}.smart_{table}") for table in TABLES}
-    return {table: TableRef(path=f"{output.rstrip('/')}/{table}") for table in TABLES}
+    kind, where = output_location(output)
+    if kind == "schema":
+        return {table: TableRef(name=f"{where}.smart_{table}") for table in TABLES}
+    return {table: TableRef(path=f"{where.rstrip('/')}/{table}") for table in TABLES}
+
+
+def path_under(root: str, *parts: str, resolve: bool = True) -> str:
+    """``root`` joined with ``parts``, checked to stay inside ``root``; SmartError otherwise.
+
+    ``resolve``: compare the paths with symbolic links resolved (a local root); False compares them as
+    written, normalised (a path of a remote file system). Absolute parts and ``..`` that climb out fail.
+    """
+    path = os.path.join(root, *parts)
+    norm = os.path.realpath if resolve else os.path.normpath
+    base, full = norm(root), norm(path)
+    try:
+        inside = os.path.commonpath([base, full]) == base
+    except ValueError:  # an absolute part under a relative root, or the reverse
+        inside = False
+    if not inside:
+        raise SmartError(f"refusing to write {path!r}: it is not inside {root!r} (resolved: {full!r})")
+    return path

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from smart_spark.delta import tables as delta_io
+from smart_spark.delta.refs import path_under
 from smart_spark.errors import SmartError
 
 if TYPE_CHECKING:
@@ -268,6 +269,7 @@ def run_rows(
 
 def export_mixture(spark: SparkSession, options: ExportOptions) -> dict[str, Any]:
     """Write the run's shuffled shards and ``manifest.json`` under ``options.dest``; returns the manifest."""
+    import pyarrow.fs as pafs
     from pyspark.sql import functions as F
 
     options.validate()
@@ -295,6 +297,8 @@ def export_mixture(spark: SparkSession, options: ExportOptions) -> dict[str, Any
         raise SmartError(f"{ref}: the mixture already has a column {RANK_COL!r}; Parquet export would clash")
 
     fs, base, spark_base = _filesystem(options.dest)
+    local = isinstance(fs, pafs.LocalFileSystem)  # resolve symbolic links there; elsewhere compare names
+    path_under(base, PARQUET_DIR, resolve=local)  # before an earlier export's files there are listed
     previous = _previous_export(fs, base)
     if previous and not options.overwrite:
         raise SmartError(f"--dest {options.dest} already holds an export ({len(previous)} files); "
@@ -325,7 +329,7 @@ def export_mixture(spark: SparkSession, options: ExportOptions) -> dict[str, Any
         files = []
         for kind, path in written:
             relative = path[len(f"{stage}/out/"):]
-            final = f"{base}/{relative}"
+            final = path_under(base, relative, resolve=local)
             fs.create_dir(final.rsplit("/", 1)[0], recursive=True)
             fs.move(path, final)
             shard = int(relative.rsplit("/", 1)[-1].split("-")[1])
@@ -348,11 +352,9 @@ def export_mixture(spark: SparkSession, options: ExportOptions) -> dict[str, Any
                 **({"parquet": [*columns, RANK_COL]} if want_parquet else {}),
             },
         }
-        with fs.open_output_stream(f"{base}/{MANIFEST}") as out:
+        with fs.open_output_stream(path_under(base, MANIFEST, resolve=local)) as out:
             out.write((json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
         return manifest
     finally:
-        import pyarrow.fs as pafs
-
         if fs.get_file_info(stage).type != pafs.FileType.NotFound:
             fs.delete_dir(stage)

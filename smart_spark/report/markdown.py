@@ -40,6 +40,8 @@ from typing import Any
 
 import pandas as pd
 
+from smart_spark.delta.refs import path_under
+
 __all__ = ["build_report", "code", "format_console", "write_report"]
 
 MAX_CHART_TASKS = 50
@@ -517,9 +519,9 @@ def write_report(out_dir: str, summary: dict, task_weights: pd.DataFrame, *,
                  chart_name: str = "budgets.png", families: Mapping[str, str] | None = None
                  ) -> tuple[str, str]:
     """Write ``out_dir/report.md`` and the chart ``out_dir/<chart_name>``; return both paths."""
+    md_path = path_under(out_dir, "report.md")
+    png_path = path_under(out_dir, chart_name)
     os.makedirs(out_dir, exist_ok=True)
-    md_path = os.path.join(out_dir, "report.md")
-    png_path = os.path.join(out_dir, chart_name)
     _chart(task_weights, summary, png_path, families)
     text = build_report(summary, task_weights, chart_name=chart_name, families=families)
     with open(md_path, "w", encoding="utf-8") as fh:
