@@ -171,13 +171,14 @@ def read_spec(model: str | None) -> ModelSpec:
     if modules_json is None:
         limit = _folder_limit(path, None)
         return ModelSpec(path, name, path, limit, False, modules=(("pool", ("mean",), True), ("normalize",)))
-    if not isinstance(modules_json, list) or not modules_json:
+    listed = isinstance(modules_json, list) and all(isinstance(m, dict) for m in modules_json)
+    if not listed or not modules_json:
         raise SmartError(f"--model {path}: modules.json is not a list of modules")
     entries = sorted(modules_json, key=lambda m: int(m.get("idx", 0)))
     kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in entries]
     if kinds[0] != "Transformer":
         raise SmartError(f"--model {path}: the first module must be a Transformer, not {kinds[0]}")
-    transformer_path = os.path.join(path, entries[0].get("path") or "")
+    transformer_path = _module_folder(path, entries[0], kinds[0])
     st_config: dict[str, Any] = {}
     for fname in _TRANSFORMER_CONFIG_FILES:
         found = _read_json(os.path.join(transformer_path, fname))
@@ -188,7 +189,7 @@ def read_spec(model: str | None) -> ModelSpec:
         raise SmartError(f"--model {path}: the Transformer must be followed by a Pooling module")
     modules: list[tuple[Any, ...]] = []
     for entry, kind in zip(entries[1:], kinds[1:], strict=True):
-        sub = os.path.join(path, entry.get("path") or "")
+        sub = _module_folder(path, entry, kind)
         if kind == "Pooling":
             modules.append(("pool", *_pooling_config(sub)))
         elif kind == "Normalize":
@@ -214,6 +215,29 @@ def read_spec(model: str | None) -> ModelSpec:
         modules=tuple(modules),
         is_sentence_transformers=True,
     )
+
+
+def _module_folder(path: str, entry: dict[str, Any], kind: str) -> str:
+    """The folder of one ``modules.json`` entry: ``path`` joined with the entry's ``path``.
+
+    Refused (one :class:`SmartError` line naming ``--model`` and the path) unless it resolves, symlinks
+    followed, to the model folder or a folder below it that :func:`_fingerprint` walks (no hidden
+    component): an absolute path, ``..`` or a symlink leading elsewhere would load files the cache key
+    does not cover.
+    """
+    rel = entry.get("path") or ""
+    if not isinstance(rel, str):
+        raise SmartError(f"--model {path}: modules.json gives the {kind} module the path {rel!r}, not a "
+                         "string")
+    folder = os.path.join(path, rel)
+    root, real = os.path.realpath(path), os.path.realpath(folder)
+    if os.path.commonpath([root, real]) != root:
+        raise SmartError(f"--model {path}: modules.json gives the {kind} module the path {rel!r}, which "
+                         f"resolves to {real}, outside the model folder")
+    if any(part.startswith(".") for part in os.path.relpath(real, root).split(os.sep) if part != "."):
+        raise SmartError(f"--model {path}: modules.json gives the {kind} module the path {rel!r}, a hidden "
+                         "folder (the cache key does not cover hidden folders)")
+    return folder
 
 
 def _pooling_config(folder: str) -> tuple[tuple[str, ...], bool]:
@@ -245,7 +269,13 @@ def _folder_limit(transformer_path: str, max_seq_length: int | None) -> int:
 
 def _fingerprint(path: str) -> str:
     """12 hex characters of SHA-256 over the folder's files (relative names; content of files up to 8 MiB,
-    size plus three 1 MiB samples of larger ones). Hidden files and ``*.md`` are skipped."""
+    size plus three 1 MiB samples of larger ones). Hidden files and folders and ``*.md`` are skipped.
+
+    It covers what the encoder loads: the transformer, its tokenizer and every module folder of
+    ``modules.json`` lie in this folder, since :func:`read_spec` refuses a module path that resolves
+    anywhere else (an absolute path, ``..``, a symlinked folder leading out) or into a hidden folder; a
+    symlinked file is hashed by its target's content.
+    """
     h = hashlib.sha256()
     for root, dirs, files in os.walk(path):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -429,11 +459,23 @@ class _Dense(torch.nn.Module):
         self.use_residual = bool(config.get("use_residual", False))
         if self.use_residual and n_in != n_out:
             self.residual = torch.nn.Linear(n_in, n_out, bias=False)
-        self.activation = _activation(config.get("activation_function"), folder)
-        self.load_state_dict(_load_weights(folder), strict=False)
+        # named as in sentence-transformers, so an activation with parameters (PReLU) loads them too
+        self.activation_function = _activation(config.get("activation_function"), folder)
+        weights = _load_weights(folder)
+        expected = set(self.state_dict())
+        missing, unexpected = sorted(expected - set(weights)), sorted(set(weights) - expected)
+        if missing or unexpected:
+            raise SmartError(f"--model: Dense folder {folder}: its weights do not fit the layer its "
+                             f"config.json describes: missing keys {missing}, unexpected keys {unexpected}")
+        try:
+            self.load_state_dict(weights, strict=True)
+        except RuntimeError as e:  # same keys, wrong shapes
+            detail = " ".join(str(e).split())
+            raise SmartError(f"--model: Dense folder {folder}: its weights do not fit the layer its "
+                             f"config.json describes: {detail}") from e
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.activation(self.linear(x))
+        out = self.activation_function(self.linear(x))
         if self.use_residual:
             out = out + (self.residual(x) if hasattr(self, "residual") else x)
         return out
@@ -453,12 +495,16 @@ def _activation(name: str | None, folder: str) -> torch.nn.Module:
 def _load_weights(folder: str) -> dict[str, torch.Tensor]:
     """The state dict saved in a module folder (``model.safetensors`` or ``pytorch_model.bin``)."""
     st_file, bin_file = os.path.join(folder, "model.safetensors"), os.path.join(folder, "pytorch_model.bin")
-    if os.path.isfile(st_file):
-        from safetensors.torch import load_file
+    try:
+        if os.path.isfile(st_file):
+            from safetensors.torch import load_file
 
-        return load_file(st_file)
-    if os.path.isfile(bin_file):
-        return torch.load(bin_file, map_location="cpu", weights_only=True)
+            return load_file(st_file)
+        if os.path.isfile(bin_file):
+            return torch.load(bin_file, map_location="cpu", weights_only=True)
+    except Exception as e:  # a truncated or foreign file: safetensors, pickle and torch each raise their own
+        detail = " ".join(str(e).split())
+        raise SmartError(f"--model: module folder {folder}: cannot read its weights: {detail}") from e
     raise SmartError(f"--model: module folder {folder} has no model.safetensors or pytorch_model.bin")
 
 
