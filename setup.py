@@ -39,6 +39,7 @@ setup(
             "pyspark[connect]==4.2.0",
             "duckdb>=1.0",
             "sentence-transformers>=3",
+            "datasets>=3",
             "ruff>=0.6",
             "import-linter>=2.1",
         ],

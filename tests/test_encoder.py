@@ -13,6 +13,8 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import sentence_transformers as st  # noqa: E402  (the oracle: a test dependency, in setup.py's test extra)
+
 from smart_spark.datasets.real_text import python_doc_paragraphs  # noqa: E402
 from smart_spark.embed.encoder import (  # noqa: E402
     Encoder,
@@ -22,8 +24,6 @@ from smart_spark.embed.encoder import (  # noqa: E402
     pad_rows,
 )
 from smart_spark.errors import SmartError  # noqa: E402
-
-st = pytest.importorskip("sentence_transformers")
 
 LONG = "The quick brown fox jumps over the lazy dog near the riverbank. " * 60  # ~800 tokens
 TEXTS = [

@@ -195,7 +195,8 @@ def test_cli(spark, output, tmp_path, capsys):
 
 
 def test_load_dataset(spark, output, tmp_path):
-    datasets = pytest.importorskip("datasets")
+    import datasets  # a test dependency (setup.py's test extra); imported here, as it takes seconds
+
     export(spark, output, tmp_path, shards=2, chat=True)
     files = sorted(str(p) for p in tmp_path.glob("train-*.jsonl"))
     loaded = datasets.load_dataset("json", data_files=files, split="train", cache_dir=str(tmp_path / "cache"))

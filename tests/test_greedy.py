@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import pytest
+import submodlib  # the oracle, a test dependency (setup.py's test extra): a broken install fails here
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,7 +20,6 @@ from smart_spark.core import greedy
 from smart_spark.core.greedy import fl_kernel, greedy_select, normalize_rows, objective
 from smart_spark.errors import SmartError
 
-submodlib = pytest.importorskip("submodlib")
 pytestmark = pytest.mark.filterwarnings("ignore:Please import `csr_matrix`:DeprecationWarning")
 
 RTOL = 1e-5

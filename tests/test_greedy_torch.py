@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from smart_spark.core import greedy_torch
 from smart_spark.core.greedy import fl_kernel, greedy_select, normalize_rows
 from smart_spark.errors import SmartError
 from udfs.select import fl_device
-
-torch = pytest.importorskip("torch")
 
 
 def _data(kind: str, n: int, d: int, seed: int) -> np.ndarray:
