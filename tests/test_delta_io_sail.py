@@ -1,7 +1,7 @@
 """delta_io's Spark-native backend (``format("delta")``, replaceWhere, MERGE INTO) on a Sail Connect server.
 
 Sail (pysail) serves Delta natively, so these tests run Spark's own Delta code path without the Delta jars.
-What Sail 0.7 lacks is probed by the ``test_sail_*`` tests below, each an explicit xfail naming the gap;
+What Sail 0.7 lacks is probed by the ``test_sail_*`` tests below, each a strict xfail naming the gap;
 delta_io covers those gaps for path tables with delta-rs on the same path.
 """
 
@@ -14,6 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
+from pyspark.errors.exceptions.connect import AnalysisException, IllegalArgumentException
 
 from smart_spark.delta import tables as delta_io
 from smart_spark.errors import SmartError
@@ -208,52 +209,45 @@ def test_restore_of_a_missing_catalog_table_on_sail(sail, sail_schema):
 # --------------------------------------------------------- what Sail 0.7 lacks (delta_io works around it)
 
 
-def _probe(sail, statement: str, gap: str) -> None:
-    try:
-        sail.sql(statement).collect()
-    except Exception as error:
-        first = str(error).strip().splitlines()[0]
-        pytest.xfail(f"Sail lacks {gap}: {first[:160]}")
+# Each probe is what works on an engine without the gap: a strict xfail that expects the gap's own
+# exception type. When Sail closes a gap the probe passes, which fails the run (XPASS strict), so the
+# workaround it justifies is revisited; any other exception (a dead server, a changed error) is a failure.
 
 
+@pytest.mark.xfail(strict=True, raises=IllegalArgumentException,
+                   reason="Sail lacks DESCRIBE HISTORY (delta_io reads the log with delta-rs)")
 def test_sail_describe_history(sail, mixture):
-    _probe(
-        sail,
-        f"DESCRIBE HISTORY delta.`{mixture[0]}`",
-        "DESCRIBE HISTORY (delta_io reads the log with delta-rs)",
-    )
+    history = sail.sql(f"DESCRIBE HISTORY delta.`{mixture[0]}`").collect()
+    assert [r.version for r in history] == [1, 0]
 
 
+@pytest.mark.xfail(strict=True, raises=IllegalArgumentException,
+                   reason="Sail lacks RESTORE (delta_io restores with delta-rs)")
 def test_sail_restore(sail, mixture):
-    _probe(
-        sail,
-        f"RESTORE TABLE delta.`{mixture[0]}` TO VERSION AS OF 0",
-        "RESTORE (delta_io restores with delta-rs)",
-    )
+    sail.sql(f"RESTORE TABLE delta.`{mixture[0]}` TO VERSION AS OF 0").collect()
+    assert by_x(mixture[0]) == [(1, "r1"), (2, "r1")]
 
 
+@pytest.mark.xfail(strict=True, raises=AnalysisException,
+                   reason="Sail lacks ALTER TABLE delta.`path` SET TBLPROPERTIES (delta_io uses delta-rs)")
 def test_sail_set_tblproperties_on_a_path(sail, mixture):
-    _probe(
-        sail,
-        f"ALTER TABLE delta.`{mixture[0]}` SET TBLPROPERTIES ('a.b' = 'c')",
-        "ALTER TABLE delta.`path` SET TBLPROPERTIES (delta_io sets them with delta-rs)",
-    )
+    sail.sql(f"ALTER TABLE delta.`{mixture[0]}` SET TBLPROPERTIES ('a.b' = 'c')").collect()
+    assert DeltaTable(str(mixture[0])).metadata().configuration["a.b"] == "c"
 
 
+@pytest.mark.xfail(strict=True, raises=AnalysisException,
+                   reason="Sail's replaceWhere fails on tables with map or array columns")
 def test_sail_replace_where_with_map_and_array_columns(sail, tmp_path):
     ref = delta_io.TableRef(path=str(tmp_path / "typed"))
     delta_io.replace_where(
         sail, typed_rows(sail, "r1", [1]), ref, column="run_id", value="r1", partition_by=["run_id"]
     )
-    try:
-        delta_io.replace_where(sail, typed_rows(sail, "r1", [2]), ref, column="run_id", value="r1")
-    except Exception as error:
-        pytest.xfail(
-            f"Sail's replaceWhere fails on tables with map/array columns: {str(error).splitlines()[0][:160]}"
-        )
+    delta_io.replace_where(sail, typed_rows(sail, "r1", [2]), ref, column="run_id", value="r1")
     assert [r.x for r in delta_io.read(sail, ref).collect()] == [2]
 
 
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason=f"Sail ignores {delta_io.USER_METADATA_CONF} on MERGE: no commit info there")
 def test_sail_merge_records_user_metadata(sail, tmp_path):
     ref = delta_io.TableRef(path=str(tmp_path / "merge_meta"))
     df = sail.createDataFrame([("a",)], "k string")
@@ -261,10 +255,11 @@ def test_sail_merge_records_user_metadata(sail, tmp_path):
     delta_io.merge_insert_new(
         sail, sail.createDataFrame([("b",)], "k string"), ref, ["k"], commit_info={"run_id": "r"}
     )
-    if delta_io.history_commit_info(sail, ref)[0].get("run_id") != "r":
-        pytest.xfail(f"Sail ignores {delta_io.USER_METADATA_CONF} on MERGE: no commit info on MERGE commits")
+    assert delta_io.history_commit_info(sail, ref)[0].get("run_id") == "r"
 
 
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="Sail's saveAsTable ignores replaceWhere (the whole table is replaced)")
 def test_sail_replace_where_on_a_catalog_table(sail):
     name = "default.smartspark_sail_probe"
     sail.sql(f"DROP TABLE IF EXISTS {name}").collect()
@@ -282,8 +277,7 @@ def test_sail_replace_where_on_a_catalog_table(sail):
         got = sorted((r.run_id, r.x) for r in sail.table(name).collect())
     finally:
         sail.sql(f"DROP TABLE IF EXISTS {name}").collect()
-    if got != [("r1", 9), ("r2", 2)]:
-        pytest.xfail(f"Sail's saveAsTable ignores replaceWhere (the whole table was replaced: {got})")
+    assert got == [("r1", 9), ("r2", 2)]
 
 
 def test_server_is_local(sail, tmp_path):
