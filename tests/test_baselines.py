@@ -64,10 +64,10 @@ def test_fixed_group_weights_are_taken_at_their_decimal_value() -> None:
 def test_errors() -> None:
     with pytest.raises(SmartError) as err:
         em_budgets([3, 4], 10)
-    assert "7" in str(err.value) and "10" in str(err.value)
+    assert str(err.value) == "the 2 tasks hold 7 instances, fewer than num_instances 10"
     with pytest.raises(SmartError) as err:
         epm_budgets([3, 4], 8, cap=2)
-    assert "7" in str(err.value) and "8" in str(err.value)
+    assert str(err.value) == "the 2 tasks hold 7 instances, fewer than num_instances 8"
     with pytest.raises(SmartError, match="cap K"):
         epm_budgets([3, 4], 2, cap=0)
     with pytest.raises(SmartError, match="> 0"):
@@ -76,14 +76,14 @@ def test_errors() -> None:
         em_budgets([], 1)
     with pytest.raises(SmartError) as err:
         fixed_group_budgets({"a": 5, "b": 5}, {"a": 1.0, "c": 1.0}, 2)
-    assert "'c'" in str(err.value) and "'b'" in str(err.value)
+    assert str(err.value) == "weights name groups not in the data: 'c'; groups without a weight: 'b'"
     with pytest.raises(SmartError, match=">= 0"):
         fixed_group_budgets({"a": 5, "b": 5}, {"a": 1.0, "b": -1.0}, 2)
     with pytest.raises(SmartError, match="all 2 weights are 0"):
         fixed_group_budgets({"a": 5, "b": 5}, {"a": 0, "b": 0.0}, 2)
     with pytest.raises(SmartError) as err:
         fixed_group_budgets({"a": 5, "b": 5}, {"a": 1, "b": 1}, 11)
-    assert "10" in str(err.value) and "11" in str(err.value)
+    assert str(err.value) == "the 2 groups hold 10 instances, fewer than num_instances 11"
 
 
 @st.composite

@@ -255,7 +255,10 @@ def test_clusters_and_decontamination_with_chat_input_and_a_sweep(spark, tmp_pat
         ("chat/m4-n40", 40), ("chat/m4-n80", 80), ("chat/mall-n40", 40), ("chat/mall-n80", 80)]
     assert mixture["cluster"].notna().all() and mixture["task"].str.startswith("cluster-").all()
     assert not set(mixture["id"]) & {r["id"] for r in copies}
-    assert summary is not None
+    assert [(m["run_id"], m["mixture_rows"]) for m in summary["mixtures"]] == [
+        ("chat/m4-n40", 40), ("chat/m4-n80", 80), ("chat/mall-n40", 40), ("chat/mall-n80", 80)]
+    assert (summary["run_id"], summary["clusters"]["clusters"]) == ("chat", GROUPS)
+    assert (summary["decontamination"]["removed"], summary["decontamination"]["exact"]) == (2, 2)
 
 
 @pytest.mark.spark

@@ -68,7 +68,7 @@ def test_refs_and_backend(spark):
     assert delta_io.output_tables("catalog:db")["task_weights"].name == "db.smart_task_weights"
     assert delta_io.table_ref("cat.db.t") == delta_io.TableRef(name="cat.db.t")
     assert delta_io.table_ref("out/emb").path == "out/emb"
-    with pytest.raises(SmartError):
+    with pytest.raises(SmartError, match="^a table is a path or a catalog name, not both or neither: None$"):
         delta_io.TableRef()
     assert delta_io.backend(spark) == "deltars"
     spark.conf.set(delta_io.BACKEND_CONF, "spark")

@@ -338,9 +338,13 @@ def test_zero_row_is_named() -> None:
         greedy_select(X, "gc", 2)
 
 
-@pytest.mark.parametrize("bad", [np.zeros(5), np.zeros((2, 3, 4)), np.array([["a", "b"]])])
-def test_bad_shapes_and_dtypes(bad: np.ndarray) -> None:
-    with pytest.raises(SmartError):
+@pytest.mark.parametrize("bad,message", [
+    (np.zeros(5), r"embeddings must be a 2-D array \(rows x dimensions\), got shape \(5,\)"),
+    (np.zeros((2, 3, 4)), r"embeddings must be a 2-D array \(rows x dimensions\), got shape \(2, 3, 4\)"),
+    (np.array([["a", "b"]]), r"embeddings must be numeric, got dtype <U1"),
+])
+def test_bad_shapes_and_dtypes(bad: np.ndarray, message: str) -> None:
+    with pytest.raises(SmartError, match=f"^{message}$"):
         normalize_rows(bad)
 
 

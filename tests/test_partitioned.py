@@ -138,7 +138,7 @@ def test_part_budgets_sum_and_bounds(sizes: list[int], frac: float) -> None:
 
 def test_part_budgets_example_and_errors() -> None:
     assert part_budgets([4, 4, 3], 5).tolist() == [2, 2, 1]  # floors 1, 1, 1; +1 to parts 0 and 1
-    with pytest.raises(SmartError):
+    with pytest.raises(SmartError, match=r"^budget 7 is outside 0\.\.6 \(the rows in all partitions\)$"):
         part_budgets([3, 3], 7)
 
 

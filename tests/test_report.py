@@ -145,7 +145,8 @@ def test_console() -> None:
     text = format_console(make_summary(report_path="out/test/report.md"), make_weights())
     assert "SMART run r-test: kept 3 of 5 tasks, N' = 1,000, mixture rows 1,000" in text
     assert "first pick gsm8k_math: 99.50% of N' before capping, 40.00% after" in text
-    assert "WARNING" in text
+    assert "  WARNING: one task dominates the weights (published SMART behaviour with raw gains; see the " \
+           "report)" in text.splitlines()
     assert "tasks capped at their size: 1; taken whole: 2" in text
     assert "read 1.5, embed 30.0, weigh 0.4, select 5.1, write 3.3 (total 40.3)" in text
     assert "report out/test/report.md" in text
