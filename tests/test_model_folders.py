@@ -178,3 +178,16 @@ def test_dense_weights_that_do_not_fit_are_an_error_naming_the_keys(tmp_path: Pa
     with pytest.raises(SmartError) as err:
         load_encoder(str(model), device="cpu")
     assert str(err.value).startswith(f"--model: module folder {dense}: cannot read its weights: ")
+
+
+@pytest.mark.parametrize("shard", ["../outside.safetensors", "/weights/elsewhere.safetensors",
+                                   ".hidden/model.safetensors", "model-00001-of-00001.safetensors"])
+def test_sharded_weights_index_may_name_only_files_of_the_folder(tmp_path: Path, shard: str) -> None:
+    model = copy_model(tmp_path / "m")
+    index = {"metadata": {}, "weight_map": {"embeddings.word_embeddings.weight": shard}}
+    (model / "model.safetensors.index.json").write_text(json.dumps(index))
+    if shard.startswith("model-"):  # a plain file name: the cache key is computed (nothing is loaded yet)
+        assert model_id(str(model)).startswith("m@")
+        return
+    assert one_line_error(model) == (f"--model {model}: model.safetensors.index.json names the weights file "
+                                     f"{shard!r}, not a file of the model folder")

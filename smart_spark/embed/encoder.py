@@ -169,6 +169,7 @@ def read_spec(model: str | None) -> ModelSpec:
     name = os.path.basename(name) if os.path.isdir(name) else name
     modules_json = _read_json(os.path.join(path, "modules.json"))
     if modules_json is None:
+        _check_shards(path, path)
         limit = _folder_limit(path, None)
         return ModelSpec(path, name, path, limit, False, modules=(("pool", ("mean",), True), ("normalize",)))
     listed = isinstance(modules_json, list) and all(isinstance(m, dict) for m in modules_json)
@@ -179,6 +180,7 @@ def read_spec(model: str | None) -> ModelSpec:
     if kinds[0] != "Transformer":
         raise SmartError(f"--model {path}: the first module must be a Transformer, not {kinds[0]}")
     transformer_path = _module_folder(path, entries[0], kinds[0])
+    _check_shards(path, transformer_path)
     st_config: dict[str, Any] = {}
     for fname in _TRANSFORMER_CONFIG_FILES:
         found = _read_json(os.path.join(transformer_path, fname))
@@ -238,6 +240,19 @@ def _module_folder(path: str, entry: dict[str, Any], kind: str) -> str:
         raise SmartError(f"--model {path}: modules.json gives the {kind} module the path {rel!r}, a hidden "
                          "folder (the cache key does not cover hidden folders)")
     return folder
+
+
+def _check_shards(path: str, transformer_path: str) -> None:
+    """Refuse a sharded checkpoint's index (``*.index.json``) naming a weights file that is not a plain
+    file name below the folder (transformers joins the names to it): absolute, ``..`` or hidden."""
+    for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        found = _read_json(os.path.join(transformer_path, index))
+        weight_map = found.get("weight_map") if isinstance(found, dict) else None
+        for shard in sorted({str(v) for v in weight_map.values()}) if isinstance(weight_map, dict) else ():
+            parts = shard.replace("\\", "/").split("/")
+            if os.path.isabs(shard) or any(p == ".." or p.startswith(".") for p in parts):
+                raise SmartError(f"--model {path}: {index} names the weights file {shard!r}, not a file "
+                                 "of the model folder")
 
 
 def _pooling_config(folder: str) -> tuple[tuple[str, ...], bool]:
