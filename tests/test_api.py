@@ -107,7 +107,7 @@ def test_write_equals_the_jobs_tables(spark, small_sample, tmp_path):
             assert np.allclose(x, y, rtol=1e-5, atol=1e-6, equal_nan=True), col
     runs = {name: DeltaTable(f"{out}/runs").to_pandas().iloc[0] for name, out in (("cli", cli_out),
                                                                                    ("api", api_out))}
-    skip = {"stage_seconds", "output", "input", "report_path", "embed_stats"}
+    skip = {"stage_seconds", "output", "input", "report_path", "embed_stats", "attempt"}
     metrics = {k: {m: v for m, v in json.loads(r["metrics"]).items() if m not in skip}
                for k, r in runs.items()}
     assert metrics["cli"] == metrics["api"]

@@ -113,12 +113,12 @@ def test_cli_prints_one_clear_line(tmp_path):
 
 
 def test_catalog_output_without_delta_in_the_session(spark, good, tmp_path, monkeypatch):
-    """``--output <schema>`` on a session without Delta (the delta-rs backend serves paths only): a clear
-    error before anything is written, nothing created in the working folder."""
+    """``--output catalog:<schema>`` on a session without Delta (the delta-rs backend serves paths only): a
+    clear error before anything is written, nothing created in the working folder."""
     table, _ = good
     path = write(tmp_path, table)
     monkeypatch.chdir(tmp_path)
     before = sorted(os.listdir(tmp_path))
     with pytest.raises(SmartError, match="catalog tables need a Delta-enabled Spark session"):
-        run(spark, config(path, "smartdb"))
+        run(spark, config(path, "catalog:smartdb"))
     assert sorted(os.listdir(tmp_path)) == before

@@ -14,12 +14,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from smart_spark.cli.settings import make_config  # noqa: E402
 from smart_spark.datasets.real_text import python_doc_paragraphs  # noqa: E402
+from smart_spark.embed import encoder as encoder_module  # noqa: E402
+from smart_spark.embed.batches import token_batches  # noqa: E402
 from smart_spark.embed.encoder import (  # noqa: E402
     cpu_has_native_bf16,
     load_encoder,
     model_id,
     resolve_precision,
-    token_batches,
 )
 from smart_spark.errors import SmartError  # noqa: E402
 
@@ -43,7 +44,7 @@ def fp32(texts) -> np.ndarray:
 
 def test_bfloat16_close_to_float32(texts, fp32) -> None:
     encoder = load_encoder(None, device="cpu", precision="bfloat16")
-    assert encoder.precision == "bfloat16" and encoder.model_id.endswith("/max256/bf16")
+    assert encoder.precision == "bfloat16" and encoder.model_id.endswith("/max256/bf16-fixed")
     bf16 = encoder.encode(texts)
     assert bf16.dtype == np.float32 and bf16.shape == fp32.shape
     np.testing.assert_allclose(np.linalg.norm(bf16, axis=1), 1.0, atol=1e-5)  # normalised in float32
@@ -77,14 +78,28 @@ def test_token_batches_bound_rows_and_tokens() -> None:
     assert token_batches(np.array([], dtype=int), 8, 100) == []
 
 
-def test_resolve_precision(tmp_path) -> None:
+def test_resolve_precision(tmp_path, monkeypatch) -> None:
     amx = tmp_path / "amx"
     amx.write_text("processor\t: 0\nflags\t\t: fpu sse avx512f amx_bf16 amx_tile\n")
     plain = tmp_path / "plain"
     plain.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f\n")
     assert cpu_has_native_bf16(str(amx)) and not cpu_has_native_bf16(str(plain))
     assert not cpu_has_native_bf16(str(tmp_path / "missing"))
-    assert resolve_precision("auto", "cpu") == "float32"  # batch-invariant vectors (see RESULTS.md)
+    # auto: bfloat16 where the CPU has native bf16 (this machine: AVX512-BF16), float32 elsewhere
+    assert resolve_precision("auto", "cpu") == ("bfloat16" if cpu_has_native_bf16() else "float32")
+    monkeypatch.setattr(encoder_module, "cpu_has_native_bf16", lambda: True)
+    assert resolve_precision("auto", "cpu") == "bfloat16"
+    monkeypatch.setattr(encoder_module, "cpu_has_native_bf16", lambda: False)
+    assert resolve_precision("auto", "cpu") == "float32"
+    assert resolve_precision("bfloat16", "cpu") == "bfloat16"  # works without native support, slowly
+    # CUDA: the device's own bf16 capability decides (mocked: no GPU here)
+    monkeypatch.setattr(encoder_module.torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert resolve_precision("auto", "cuda:0") == "bfloat16"
+    assert resolve_precision("float32", "cuda:0") == "float32"
+    monkeypatch.setattr(encoder_module.torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert resolve_precision("auto", "cuda:0") == "float32"
+    with pytest.raises(SmartError, match="the CUDA device cuda:0 does not support bfloat16"):
+        resolve_precision("bfloat16", "cuda:0")
     assert resolve_precision("float32", "cpu") == "float32"
     assert resolve_precision("bfloat16", "cpu") == "bfloat16"
     with pytest.raises(SmartError, match="--precision 'half'"):
@@ -96,7 +111,7 @@ def test_resolve_precision(tmp_path) -> None:
 def test_settings_precision_and_max_tokens() -> None:
     base = {"input": "x", "output": "y", "num_instances": 10}
     config = make_config(base)
-    assert (config.precision, config.embed_max_tokens, config.embed_batch_size) == ("auto", 16384, 64)
+    assert (config.precision, config.embed_max_tokens, config.embed_batch_size) == ("auto", 2048, 64)
     config = make_config(base | {"precision": "bfloat16", "embed_max_tokens": "4096"})
     assert (config.precision, config.embed_max_tokens) == ("bfloat16", 4096)
     with pytest.raises(SmartError, match="--precision must be one of auto, float32, bfloat16"):
@@ -125,14 +140,14 @@ def test_cache_keeps_precisions_apart(spark, tmp_path, texts) -> None:
     assert (first["embedded"], second["embedded"], third["embedded"]) == (len(subset), len(subset), 0)
     assert (second["cache_hits"], third["cache_hits"]) == (0, len(subset))  # bf16 never reads fp32 rows
     keys = {"float32": first["model"], "bfloat16": second["model"]}
-    assert keys["float32"] == model_id(None, 256) and keys["bfloat16"] == keys["float32"] + "/bf16"
+    assert keys["float32"] == model_id(None, 256) and keys["bfloat16"] == keys["float32"] + "/bf16-fixed"
     data = DeltaTable(str(tmp_path / "embeddings")).to_pyarrow_table(columns=["model"]).to_pylist()
     assert sorted({r["model"] for r in data}) == sorted(keys.values()) and len(data) == 2 * len(subset)
     want32 = load_encoder(None, device="cpu").encode(subset)
-    want16 = load_encoder(None, device="cpu", precision="bfloat16").encode(subset)
+    want16 = load_encoder(None, device="cpu", precision="bfloat16").encode(subset, max_tokens=2048)
     np.testing.assert_allclose(v32, want32, atol=1e-5, rtol=0)
     np.testing.assert_array_equal(again, v32)
-    assert (v16 * want16).sum(1).min() >= 0.9999  # bfloat16 vectors, batched differently
+    assert np.abs(v16 - want16).max() <= 1e-6  # fixed-shape passes: batched differently, same vectors
     assert (v16 * v32).sum(1).min() >= MIN_COSINE and np.abs(v16 - v32).max() > 1e-5
 
 
@@ -141,9 +156,32 @@ def test_auto_precision_resolved_by_an_executor(spark) -> None:
     from smart_spark.spark.embeddings import job_precision
     from udfs.embed import executor_precision
 
-    assert executor_precision(spark, "auto", "cpu") == "float32"  # what a cluster run asks one task
+    auto = "bfloat16" if cpu_has_native_bf16() else "float32"
+    assert executor_precision(spark, "auto", "cpu") == auto  # what a cluster run asks one task
     assert executor_precision(spark, "bfloat16", "cpu") == "bfloat16"
-    assert job_precision(spark, "auto", "cpu") == "float32"  # local mode: decided on the driver
+    assert job_precision(spark, "auto", "cpu") == auto  # local mode: decided on the driver
     assert job_precision(spark, "float32", "cpu") == "float32"
     with pytest.raises(SmartError, match="--precision"):
         job_precision(spark, "fp8", "cpu")
+
+
+@pytest.mark.spark
+def test_auto_keeps_a_float32_cache(spark, tmp_path, texts, monkeypatch) -> None:
+    """A cache made while ``auto`` meant float32 on CPUs: ``auto`` stays float32 on it (no re-embedding,
+    the same vectors, so the same mixture); a cache that also holds bfloat16 vectors gets bfloat16."""
+    monkeypatch.setattr(encoder_module, "cpu_has_native_bf16", lambda: True)  # as on this machine
+    from smart_spark.delta.tables import TableRef
+    from smart_spark.spark.embeddings import embed_with_cache
+
+    ref = TableRef(path=str(tmp_path / "embeddings"))
+    df = spark.createDataFrame(list(enumerate(texts[:12])), "id long, prompt string")
+    _, made = embed_with_cache(spark, df, text_col="prompt", model=None, cache=ref, device="cpu",
+                               precision="float32")
+    _, auto = embed_with_cache(spark, df, text_col="prompt", model=None, cache=ref, device="cpu",
+                               precision="auto")
+    assert (auto["model"], auto["cache_hits"], auto["embedded"]) == (made["model"], 12, 0)
+    embed_with_cache(spark, df.limit(1), text_col="prompt", model=None, cache=ref, device="cpu",
+                     precision="bfloat16")
+    _, auto = embed_with_cache(spark, df, text_col="prompt", model=None, cache=ref, device="cpu",
+                               precision="auto")
+    assert (auto["model"], auto["cache_hits"], auto["embedded"]) == (made["model"] + "/bf16-fixed", 1, 11)

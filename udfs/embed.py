@@ -25,8 +25,11 @@ texts/s per task, the per-row conversion of the other two would be a large share
 
 from __future__ import annotations
 
+import json
+import os
+import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -48,13 +51,37 @@ def embeddings_to_arrow(embeddings: np.ndarray) -> pa.ListArray:
     return pa.ListArray.from_arrays(offsets, pa.array(np.ascontiguousarray(embeddings, np.float32).ravel()))
 
 
+#: Environment variable naming a folder: each embedding task appends one JSON line of timings there
+#: (``bench/embed_stage.py`` reads them). Unset in normal runs.
+PROFILE_ENV = "SMARTSPARK_EMBED_PROFILE"
+
+
+def write_profile(stats: dict[str, float], started: float, encoder: Any) -> None:
+    """Append this task's ``stats`` (seconds and counts, :meth:`Encoder.embed_tokens`) as one JSON line to
+    ``$SMARTSPARK_EMBED_PROFILE/<pid>.jsonl`` when that variable is set: with the task's start and end
+    (epoch seconds), process id, partition, torch threads and precision."""
+    folder = os.environ.get(PROFILE_ENV)
+    if not folder:
+        return
+    import torch
+    from pyspark import TaskContext
+
+    ctx = TaskContext.get()
+    record = {**stats, "start": started, "end": time.time(), "pid": os.getpid(),
+              "partition": ctx.partitionId() if ctx is not None else None,
+              "torch_threads": torch.get_num_threads(), "precision": encoder.precision}
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, f"{os.getpid()}.jsonl"), "a", encoding="utf8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
 def embed_udf(
     model: str | None = None,
     *,
     max_length: int = 256,
     batch_size: int = 64,
     device: str = "auto",
-    arrow_batch_size: int = 1024,
+    arrow_batch_size: int = 8192,
     cpu_threads: int | None = None,
     precision: str = "float32",
     max_tokens: int | None = None,
@@ -65,27 +92,42 @@ def embed_udf(
     ``model``: a folder or an offline Hugging Face id (``None`` = bundled all-MiniLM-L6-v2);
     ``max_length``: truncation, tokens; ``batch_size``: rows per forward pass; ``device``: ``auto``,
     ``cpu`` or ``cuda`` (``auto`` uses the task's assigned GPU); ``arrow_batch_size``: rows sorted and
-    encoded together (and per output Arrow batch); ``cpu_threads``: torch threads per task on CPU
+    encoded together (a window across Spark's Arrow batches; one output Arrow batch each);
+    ``cpu_threads``: torch threads per task on CPU
     (``None`` = the task's cores); ``precision``: ``float32``, ``bfloat16`` or ``auto`` (resolved on each
     executor; the job resolves it once on the driver instead, so every task agrees); ``max_tokens``: padded
     tokens per forward pass (``None`` = rows only). A null text fails the task with a SmartError saying so.
     """
 
     def embed(batches: Iterator[pa.Array]) -> Iterator[pa.Array]:
+        started = time.time()
         encoder = load_encoder(model, device=device, max_length=max_length, cpu_threads=cpu_threads,
                                precision=precision)
+        stats: dict[str, float] = {"load_s": time.time() - started, "arrow_s": 0.0}
 
-        def chunks() -> Iterator[list[str]]:
+        def windows() -> Iterator[list[str]]:
+            pending: list[str] = []
             for batch in batches:
                 if batch.null_count:
                     raise SmartError(
                         f"cannot embed a null text ({batch.null_count} null of {len(batch)} rows)")
-                for start in range(0, len(batch), arrow_batch_size):
-                    yield batch.slice(start, arrow_batch_size).to_pylist()
+                clock = time.perf_counter()
+                pending.extend(batch.to_pylist())
+                stats["arrow_s"] += time.perf_counter() - clock
+                while len(pending) >= arrow_batch_size:
+                    yield pending[:arrow_batch_size]
+                    pending = pending[arrow_batch_size:]
+            if pending:
+                yield pending
 
-        # on a GPU the next chunk is tokenized while this one runs (Encoder.encode_stream)
-        for embeddings in encoder.encode_stream(chunks(), batch_size=batch_size, max_tokens=max_tokens):
-            yield embeddings_to_arrow(embeddings)
+        # on a GPU the next window is tokenized while this one runs (Encoder.encode_stream)
+        for embeddings in encoder.encode_stream(windows(), batch_size=batch_size, max_tokens=max_tokens,
+                                                stats=stats):
+            clock = time.perf_counter()
+            out = embeddings_to_arrow(embeddings)
+            stats["arrow_s"] += time.perf_counter() - clock
+            yield out
+        write_profile(stats, started, encoder)
 
     return arrow_udf(embed, ArrayType(FloatType()))
 

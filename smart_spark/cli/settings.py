@@ -159,7 +159,7 @@ class JobConfig:
                                 default_text="the bundled all-MiniLM-L6-v2")
     max_length: int = setting(256, "tokenizer truncation (tokens)", minimum=1)
     embed_batch_size: int = setting(64, "most rows per forward pass", minimum=1)
-    embed_max_tokens: int = setting(16384, "most padded tokens per forward pass (rows sorted by length)",
+    embed_max_tokens: int = setting(2048, "most padded tokens per forward pass (raise it on GPUs)",
                                     above=0)
     device: str = setting("auto", "where the encoder and the FL greedy run", choices=DEVICES)
     precision: str = setting("auto", "encoder precision: auto is bfloat16 on GPUs that have it, float32 "

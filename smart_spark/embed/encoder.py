@@ -21,14 +21,18 @@ Truncation length: ``min(max_length, the folder's limit)``, the limit being ``ma
 Precision (:func:`resolve_precision`): ``float32``, or ``bfloat16`` for the transformer's matrix work
 (``torch.autocast``: matmuls and attention in bfloat16, layer norms and softmax in float32); pooling,
 Dense and normalisation always run in float32 and the vectors are float32. ``auto`` is bfloat16 on CUDA
-devices with bf16 support and float32 on CPUs, even those with native bfloat16 (AMX-BF16, AVX512-BF16:
-:func:`cpu_has_native_bf16`), where ``bfloat16`` is an explicit choice: measured 1.6-1.9x faster on
-AVX512-BF16, but its vectors depend on the batch they ran in (below), which float32's do not.
-The cache key of a bfloat16 encoder ends in ``/bf16`` (:func:`model_id`), so vectors of the two
-precisions are never mixed; float32 keys are unchanged. A float32 vector does not depend on which rows
-share its forward pass (to 1e-6); a bfloat16 one does, slightly (the kernels' blocking follows the batch
-shape and bfloat16 rounding amplifies it: up to ~1e-3 per coordinate, cosine >= 0.99998 measured), so
-bfloat16 vectors are reproducible through the cache, not bit-for-bit across partitionings.
+devices with bf16 support and on CPUs with native bfloat16 (AMX-BF16, AVX512-BF16:
+:func:`cpu_has_native_bf16`), else float32. The cache key of a bfloat16 encoder ends in ``/bf16-fixed``
+(:func:`model_id`), so vectors of the two precisions are never mixed; float32 keys carry no suffix.
+
+A vector does not depend on the rows it is embedded with, in either precision. float32 passes are
+padded to their longest row and agree across batchings to ~1e-7. bfloat16 arithmetic depends on the
+pass's shape (the kernels' blocking follows it and bfloat16 rounding amplifies the difference, up to
+~1e-3 per coordinate), so a bfloat16 encoder runs passes of fixed shapes: a row's length bucket fixes the
+padded width and the row count (:func:`~smart_spark.embed.batches.fixed_shape_batches`), whatever else
+is embedded (0.0 difference measured across company, chunking and thread counts). The shapes follow
+``batch_size`` and ``max_tokens``, so the same texts give the same bfloat16 vectors under the same
+settings.
 
 Batching (:meth:`Encoder.encode`): rows sorted by token count, longest first; a forward pass holds at most
 ``batch_size`` rows and at most ``max_tokens`` padded tokens (rows times its longest row), so short texts
@@ -40,10 +44,10 @@ from __future__ import annotations
 import hashlib
 import importlib
 import inspect
-import itertools
 import json
 import os
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -53,6 +57,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from smart_spark.embed.batches import Pass, fixed_shape_batches, pad_rows, token_passes
 from smart_spark.errors import SmartError
 
 #: Pooling modes, in the order sentence-transformers concatenates legacy ``pooling_mode_*`` flags.
@@ -83,7 +88,7 @@ _LOAD_LOCK = threading.RLock()
 PRECISIONS = ("auto", "float32", "bfloat16")
 #: /proc/cpuinfo flags of x86 CPUs whose bfloat16 matrix instructions torch's oneDNN kernels use.
 _NATIVE_BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
-_PRECISION_SUFFIX = {"float32": "", "bfloat16": "/bf16"}
+_PRECISION_SUFFIX = {"float32": "", "bfloat16": "/bf16-fixed"}
 
 
 def default_model_path() -> str:
@@ -312,7 +317,7 @@ def _fingerprint(path: str) -> str:
 
 def model_id(model: str | None, max_length: int = 256, precision: str = "float32") -> str:
     """Stable cache key naming what an embedding depends on: ``"<name>@<fingerprint>/max<L>"``, plus
-    ``"/bf16"`` for ``precision="bfloat16"`` (float32 keys carry no suffix).
+    ``"/bf16-fixed"`` for ``precision="bfloat16"`` (fixed-shape passes; float32 keys carry no suffix).
 
     ``name`` is the given id or folder basename (``all-MiniLM-L6-v2`` for the bundled model),
     ``fingerprint`` hashes the folder (:func:`_fingerprint`), ``L`` is the effective truncation length.
@@ -404,15 +409,15 @@ def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
 def resolve_precision(precision: str = "auto", device: str = "cpu") -> str:
     """``float32`` or ``bfloat16`` for an encoder on the resolved ``device`` (``cpu``, ``cuda[:N]``).
 
-    ``auto`` → ``bfloat16`` on a CUDA device with bf16 support, else ``float32`` (on CPUs too: float32
-    vectors do not depend on how rows are batched, so a mixture does not depend on the cluster's layout).
-    ``bfloat16`` on a CUDA device without bf16 support is a :class:`SmartError` (on a
-    CPU without native support it works, slowly).
+    ``auto`` → ``bfloat16`` on a CUDA device with bf16 support and on a CPU with native bfloat16
+    (:func:`cpu_has_native_bf16`), else ``float32``: bfloat16 vectors are batch-invariant (fixed-shape
+    passes) and within cosine 0.99995 of float32 on real text. ``bfloat16`` on a CUDA device without bf16
+    support is a :class:`SmartError` (on a CPU without native support it works, slowly).
     """
     if precision not in PRECISIONS:
         raise SmartError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     on_cuda = device.startswith("cuda")
-    native = on_cuda and torch.cuda.is_bf16_supported()
+    native = torch.cuda.is_bf16_supported() if on_cuda else cpu_has_native_bf16()
     if precision == "auto":
         return "bfloat16" if native else "float32"
     if precision == "bfloat16" and on_cuda and not native:
@@ -565,7 +570,8 @@ class Encoder:
     """
 
     def __init__(
-        self, spec: ModelSpec, *, device: str = "cpu", max_length: int = 256, precision: str = "float32"
+        self, spec: ModelSpec, *, device: str = "cpu", max_length: int = 256, precision: str = "float32",
+        fixed_shapes: bool | None = None,
     ) -> None:
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -577,6 +583,9 @@ class Encoder:
         if self.max_length < 1:
             raise SmartError(f"--max-length {max_length}: must be at least 1")
         self.precision = resolve_precision(precision, device)
+        #: Passes of fixed shapes per length bucket (default: in bfloat16), so a vector does not depend on
+        #: the rows it is embedded with (module docstring of :mod:`smart_spark.embed.batches`).
+        self.fixed_shapes = self.precision == "bfloat16" if fixed_shapes is None else bool(fixed_shapes)
         self.model_id = _spec_model_id(spec, self.max_length, self.precision)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(spec.transformer_path, **spec.tokenizer_kwargs)
@@ -628,31 +637,42 @@ class Encoder:
         return self.embed_tokens(self.tokenize(texts), batch_size=batch_size, max_tokens=max_tokens)
 
     def encode_stream(self, chunks: Iterable[Sequence[str]], batch_size: int = 64,
-                      max_tokens: int | None = None, *, prefetch: bool | None = None) -> Iterator[np.ndarray]:
+                      max_tokens: int | None = None, *, prefetch: bool | None = None,
+                      stats: dict[str, float] | None = None) -> Iterator[np.ndarray]:
         """:meth:`encode` of each chunk of texts in turn, lazily: one (len(chunk), dim) array per chunk.
 
         With ``prefetch`` (default: on a CUDA device) the next chunk is tokenized in a thread while this
         one's forward passes run: on a GPU a small encoder waits for the tokenizer otherwise (the
-        tokenizer's Rust code releases the GIL). The vectors are those of :meth:`encode`.
+        tokenizer's Rust code releases the GIL). The vectors are those of :meth:`encode`. ``stats``: as
+        :meth:`embed_tokens` says, plus ``tokenize_s``.
 
         >>> [e.shape for e in load_encoder(None).encode_stream([["a", "b"], ["c"]])]
         [(2, 384), (1, 384)]
         """
         if prefetch is None:
             prefetch = self.device.startswith("cuda")
+
+        def tokenize(texts: Sequence[str]) -> Tokens:
+            started = time.perf_counter()
+            tokens = self.tokenize(texts)
+            if stats is not None:
+                stats["tokenize_s"] = stats.get("tokenize_s", 0.0) + time.perf_counter() - started
+            return tokens
+
+        options = {"batch_size": batch_size, "max_tokens": max_tokens, "stats": stats}
         if not prefetch:
             for texts in chunks:
-                yield self.encode(texts, batch_size=batch_size, max_tokens=max_tokens)
+                yield self.embed_tokens(tokenize(texts), **options)
             return
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize") as pool:
             pending = None
             for texts in chunks:
-                upcoming = pool.submit(self.tokenize, texts)
+                upcoming = pool.submit(tokenize, texts)
                 if pending is not None:
-                    yield self.embed_tokens(pending.result(), batch_size=batch_size, max_tokens=max_tokens)
+                    yield self.embed_tokens(pending.result(), **options)
                 pending = upcoming
             if pending is not None:
-                yield self.embed_tokens(pending.result(), batch_size=batch_size, max_tokens=max_tokens)
+                yield self.embed_tokens(pending.result(), **options)
 
     def tokenize(self, texts: Sequence[str]) -> Tokens:
         """The tokenizer's output for ``texts`` (default prompt prepended, truncated to ``max_length``),
@@ -686,14 +706,17 @@ class Encoder:
             out["token_type_ids"] = [e.type_ids for e in encodings]
         return out
 
-    def embed_tokens(self, tokens: Tokens, batch_size: int = 64, max_tokens: int | None = None) -> np.ndarray:
-        """(n, dim) float32 embeddings of :meth:`tokenize`'s output, batched as :meth:`encode` says."""
+    def embed_tokens(self, tokens: Tokens, batch_size: int = 64, max_tokens: int | None = None,
+                     stats: dict[str, float] | None = None) -> np.ndarray:
+        """(n, dim) float32 embeddings of :meth:`tokenize`'s output, batched as :meth:`encode` says.
+        ``stats``, when given, gains ``rows``, ``tokens`` (real), ``padded`` (tokens run, padding and
+        filler rows included), ``passes`` and ``forward_s`` (seconds)."""
         n = len(tokens.lengths)
         out = np.empty((n, self.dim), dtype=np.float32)
         if n == 0:
             return out
-        encoded, keys, lengths = tokens.encoded, tokens.keys, tokens.lengths
-        order = np.argsort(-lengths, kind="stable")
+        started = time.perf_counter()
+        plan = self.plan(tokens.lengths, batch_size, max_tokens)
         bf16 = self.precision == "bfloat16"
         device_type = "cuda" if self.device.startswith("cuda") else "cpu"
         pad_values, left = self._padding
@@ -701,14 +724,27 @@ class Encoder:
         # One autocast region for the whole call: the bfloat16 copies of the weights are made once.
         # Results stay on the device until the end: on a GPU, the next batch is padded while this one runs.
         with torch.inference_mode(), torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
-            for start, stop in token_batches(lengths[order], max(1, int(batch_size)), max_tokens):
-                idx = order[start:stop]
-                batch = pad_rows(encoded, keys, idx, lengths[idx], pad_values, left=left)
+            for step in plan:
+                batch = pad_rows(tokens.encoded, tokens.keys, step.idx, tokens.lengths[step.idx], pad_values,
+                                 left=left, width=step.width, rows=step.rows)
                 batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-                pieces.append((idx, self._forward(batch)))
+                pieces.append((step.idx, self._forward(batch)[:len(step.idx)]))
             for idx, emb in pieces:
                 out[idx] = emb.cpu().numpy()
+        if stats is not None:
+            for key, value in (("rows", n), ("tokens", int(tokens.lengths.sum())), ("passes", len(plan)),
+                               ("padded", sum(p.rows * p.width for p in plan)),
+                               ("forward_s", time.perf_counter() - started)):
+                stats[key] = stats.get(key, 0) + value
         return out
+
+    def plan(self, lengths: np.ndarray, batch_size: int = 64, max_tokens: int | None = None) -> list[Pass]:
+        """The forward passes for rows of ``lengths`` (n,) tokens: fixed shapes per length bucket when
+        :attr:`fixed_shapes` (:func:`~smart_spark.embed.batches.fixed_shape_batches`), else length-sorted
+        passes padded to their longest row (:func:`~smart_spark.embed.batches.token_passes`)."""
+        if self.fixed_shapes:
+            return fixed_shape_batches(lengths, batch_size, max_tokens, self.max_length)
+        return token_passes(lengths, batch_size, max_tokens)
 
     def _forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """One padded batch → (b, dim) float32 embeddings on the encoder's device (the transformer under
@@ -774,49 +810,3 @@ def token_counts(model: str | None, texts: Sequence[str]) -> np.ndarray:
 def effective_max_length(model: str | None, max_length: int) -> int:
     """``min(max_length, the folder's limit)``: the tokens the encoder keeps of a text."""
     return min(int(max_length), read_spec(model).max_seq_length)
-
-
-def pad_rows(
-    encoded: Any, keys: Sequence[str], idx: np.ndarray, lengths: np.ndarray, pad_values: dict[str, int],
-    *, left: bool = False,
-) -> dict[str, torch.Tensor]:
-    """The padded (b, t) int64 tensors of rows ``idx`` of a tokenizer's output ``encoded`` (lists of
-    token-id lists per key in ``keys``; ``lengths`` (b,) their lengths), with ``attention_mask``: what
-    ``tokenizer.pad`` returns, built with numpy (the tokenizer's own loop costs tens of ms per batch,
-    longer than a small encoder's forward pass on a GPU). Keys missing from ``pad_values`` pad with 0;
-    ``left`` pads on the left."""
-    width = int(lengths.max())
-    mask = np.arange(width)[None, :] < lengths[:, None]
-    if left:
-        mask = mask[:, ::-1]
-    total = int(lengths.sum())
-    batch = {}
-    for key in keys:
-        if key == "attention_mask":
-            continue
-        values = np.full((len(idx), width), pad_values.get(key, 0), dtype=np.int64)
-        column = encoded[key]
-        values[mask] = np.fromiter(itertools.chain.from_iterable(column[i] for i in idx), np.int64, total)
-        batch[key] = torch.from_numpy(values)
-    batch["attention_mask"] = torch.from_numpy(mask.astype(np.int64))
-    return batch
-
-
-def token_batches(
-    sorted_lengths: np.ndarray, batch_size: int, max_tokens: int | None = None
-) -> list[tuple[int, int]]:
-    """``[start, stop)`` slices of rows sorted by token count, longest first (``sorted_lengths``, (n,)
-    ints): each slice has at most ``batch_size`` rows and, when ``max_tokens`` is given, at most
-    ``max_tokens`` padded tokens (its row count times its first row's length); a row longer than
-    ``max_tokens`` runs alone. Deterministic in the lengths."""
-    n, batch_size = len(sorted_lengths), max(1, int(batch_size))
-    out: list[tuple[int, int]] = []
-    start = 0
-    while start < n:
-        rows = batch_size
-        if max_tokens is not None:
-            rows = min(rows, max(1, int(max_tokens) // max(1, int(sorted_lengths[start]))))
-        stop = min(n, start + rows)
-        out.append((start, stop))
-        start = stop
-    return out

@@ -1,7 +1,7 @@
 """Embeddings for a DataFrame's text column, through the Delta ``embeddings`` cache (docs/tables.md).
 
 Cache rows: ``model`` string (:func:`~smart_spark.embed.encoder.model_id`: name, folder fingerprint,
-truncation length and, for bfloat16, ``/bf16``: the two precisions never share a key), ``text_sha256``
+truncation length and, for bfloat16, ``/bf16-fixed``: the two precisions never share a key), ``text_sha256``
 string (hex SHA-256 of the UTF-8 text), ``dim`` int, ``embedding``
 array<float>, ``created_at`` timestamp, ``tokens`` int (the text's token count before truncation, so a
 cached rerun counts truncated prompts without the tokenizer; absent from caches made before it). Rows
@@ -33,7 +33,10 @@ _SHA = "__smartspark_text_sha256"
 _TEXT = "__smartspark_text"
 _STORED = "__smartspark_stored_sha256"
 #: Embedding tasks per core slot at most: enough tasks for progress lines, few encoder loads.
-_TASKS_PER_SLOT = 8
+_TASKS_PER_SLOT = 4
+#: Embedding tasks hold at most this many texts (a task buffers a window of texts, and a retried task
+#: redoes its whole partition).
+_TEXTS_PER_TASK = 20_000
 log = logging.getLogger(__name__)
 
 
@@ -45,12 +48,23 @@ def text_sha256(col: Column | str) -> Column:
 def _embed_partitions(spark: SparkSession, n_texts: int, batch_size: int) -> int:
     """Partitions for embedding ``n_texts``: up to :data:`_TASKS_PER_SLOT` per task slot of the cluster
     (finished tasks are what the progress lines count), but at least ``batch_size`` texts (one full
-    forward pass) per partition."""
+    forward pass) per partition, and at most :data:`_TEXTS_PER_TASK` texts per partition."""
     try:
         slots = int(spark.sparkContext.defaultParallelism)
     except Exception:  # Spark Connect has no SparkContext
         slots = int(spark.conf.get("spark.sql.shuffle.partitions", "200") or 200)
-    return max(1, min(_TASKS_PER_SLOT * slots, math.ceil(n_texts / max(1, batch_size))))
+    wanted = min(_TASKS_PER_SLOT * slots, math.ceil(n_texts / max(1, batch_size)))
+    return max(1, wanted, math.ceil(n_texts / _TEXTS_PER_TASK))
+
+
+def by_length(df: DataFrame, text_col: str, key_col: str, parts: int) -> DataFrame:
+    """``df`` in ``parts`` partitions of contiguous text-length ranges, the longest texts in partition 0.
+
+    Each embedding task then holds texts of similar length (little padding in its forward passes), and
+    the costliest tasks are scheduled first (Spark launches low partition indices first), so the last
+    ones to finish are short: no core idles long at the end of the stage. Length in characters stands
+    in for tokens; ties are ordered by ``key_col`` (the text's hash)."""
+    return df.repartitionByRange(parts, F.length(F.col(text_col)).desc(), F.col(key_col))
 
 
 def embed_uncached(
@@ -80,7 +94,8 @@ def embed_uncached(
     embed = embed_udf(model, max_length=max_length, batch_size=batch_size, device=device,
                       precision=precision, max_tokens=max_tokens)
     tokens = [token_count_udf(model)(F.col(_TEXT)).cast("int").alias(tokens_col)] if tokens_col else []
-    vectors = (distinct.repartition(_embed_partitions(spark, max(n_texts, 1), batch_size))
+    parts = _embed_partitions(spark, max(n_texts, 1), batch_size)
+    vectors = (by_length(distinct, _TEXT, _STORED, parts)
                .select(_STORED, embed(F.col(_TEXT)).alias(out_col), *tokens)
                .persist(StorageLevel.MEMORY_AND_DISK))
     out = keyed.join(vectors, F.col(_SHA) == F.col(_STORED), "left").drop(_SHA, _STORED)
@@ -162,6 +177,15 @@ def job_precision(spark: SparkSession, precision: str, device: str) -> str:
     return executor_precision(spark, "auto", device)
 
 
+def keeps_float32(cache: DataFrame, float32_key: str, bfloat16_key: str) -> bool:
+    """Whether ``auto`` stays float32 on this cache: it holds vectors under ``float32_key`` and none under
+    ``bfloat16_key`` (a cache made while ``auto`` meant float32 on CPUs), so a rerun neither embeds its
+    texts again nor changes its mixture. One small Spark job over the cache's ``model`` column."""
+    found = {r["model"] for r in cache.where(F.col("model").isin(float32_key, bfloat16_key))
+             .select("model").distinct().collect()}
+    return float32_key in found and bfloat16_key not in found
+
+
 def embed_with_cache(
     spark: SparkSession,
     df: DataFrame,
@@ -182,8 +206,9 @@ def embed_with_cache(
     Only texts not yet cached for this model are embedded, once per distinct text (the UDF's output goes
     straight into the cache table by MERGE, then every row's embedding is read back from the cache, so the
     encoder runs at most once per text). Stats: ``texts`` distinct texts, ``cache_hits`` of them already
-    cached, ``embedded`` embedded now, ``model`` the cache key (ends in ``/bf16`` when the resolved
-    ``precision`` is bfloat16; ``auto``: :func:`job_precision`), ``dim`` the embedding width.
+    cached, ``embedded`` embedded now, ``model`` the cache key (ends in ``/bf16-fixed`` when the resolved
+    ``precision`` is bfloat16; ``auto``: :func:`job_precision`, but float32 where :func:`keeps_float32`),
+    ``dim`` the embedding width.
     ``max_tokens``: padded tokens per forward pass (``batch_size`` rows at most either way).
     ``tokens_col``: also a column of untruncated token counts (int; stored with new vectors, null for
     texts cached before the cache stored counts).
@@ -195,7 +220,7 @@ def embed_with_cache(
         raise SmartError(f"text column {text_col!r} is not in the data")
     if out_col in df.columns:
         raise SmartError(f"column {out_col!r} already exists; it would be overwritten by the embeddings")
-    precision = job_precision(spark, precision, device)
+    asked, precision = precision, job_precision(spark, precision, device)
     key = model_id(model, max_length, precision)
     dim = embedding_dim(model)
     keyed = df.withColumn(_SHA, text_sha256(text_col))
@@ -204,6 +229,12 @@ def embed_with_cache(
     counts_stored = True  # the cache has (or will be created with) the ``tokens`` column
     if delta_io.exists(spark, cache):
         table = delta_io.read(spark, cache)
+        if asked == "auto" and precision == "bfloat16":
+            float32_key = model_id(model, max_length, "float32")
+            if keeps_float32(table, float32_key, key):
+                log.info("embed: the cache holds float32 vectors of this model and no bfloat16 ones: "
+                         "auto stays float32 (--precision bfloat16 to switch)")
+                precision, key = "float32", float32_key
         counts_stored = "tokens" in table.columns
         cached = table.where(F.col("model") == F.lit(key))
         stored = cached.select(F.col("text_sha256").alias(_STORED), F.col("dim").alias("_dim"))
@@ -237,7 +268,7 @@ def embed_with_cache(
             # Few bytes but much compute: spread over the cluster (AQE would coalesce the shuffle output
             # of a few MB of text into one task).
             parts = _embed_partitions(spark, n_missing, batch_size)
-            missing = missing.repartition(parts)
+            missing = by_length(missing, _TEXT, _SHA, parts)
             count = token_count_udf(model)(F.col(_TEXT)).cast("int")
             tokens = [count.alias("tokens")] if counts_stored else []
             new = missing.select(
