@@ -40,9 +40,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"smart-mixture recover: error: --stale-after must be positive, got {args.stale_after}",
               file=sys.stderr)
         return 2
+    try:
+        refs = delta_io.output_tables(args.output)  # --output's spelling: a folder or a catalog schema
+    except SmartError as exc:
+        print(f"smart-mixture recover: error: {exc}", file=sys.stderr)
+        return 2
     spark = get_spark("smart-mixture-recover")
     try:
-        done = recover(spark, delta_io.output_tables(args.output), stale_after=args.stale_after,
+        done = recover(spark, refs, stale_after=args.stale_after,
                        by="smart-mixture recover")
         create_succeeded_view(spark, args.output)
     except SmartError as exc:

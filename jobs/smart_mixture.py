@@ -77,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args)
         delta_io.output_tables(config.output)  # --output's spelling: a folder or a catalog schema
+        if config.embeddings_table:
+            delta_io.table_ref(config.embeddings_table)  # likewise: a folder or db.table
     except SmartError as exc:
         print(f"smart_mixture: error: {exc}", file=sys.stderr)
         return 2

@@ -83,6 +83,18 @@ def test_refs_and_backend(spark):
         delta_io.exists(spark, delta_io.TableRef(name="db.smart_mixture"))
 
 
+def test_table_ref_bare_word(tmp_path, monkeypatch):
+    """A bare word is a folder that exists here, never silently a table of the current schema."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SmartError) as err:
+        delta_io.table_ref("cache")
+    assert str(err.value) == ("--embeddings-table 'cache' is neither an existing folder nor a catalog table "
+                              "(db.table): write a folder as ./cache (or cache/), a table as <db>.cache")
+    (tmp_path / "cache").mkdir()
+    assert delta_io.table_ref("cache") == delta_io.TableRef(path="cache")
+    assert delta_io.table_ref("db.cache") == delta_io.TableRef(name="db.cache")
+
+
 def test_session_defaults(spark):
     assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
     assert spark.conf.get("spark.sql.parquet.outputTimestampType") == "TIMESTAMP_MICROS"

@@ -37,9 +37,24 @@ class TableRef:
         return str(self.path if self.path is not None else self.name)
 
 
-def table_ref(text: str) -> TableRef:
-    """``db.table`` / ``catalog.db.table`` (identifier parts, no slash) as a name; anything else a path."""
-    return TableRef(name=text) if _TABLE_NAME.fullmatch(text) else TableRef(path=text)
+def table_ref(text: str, flag: str = "--embeddings-table") -> TableRef:
+    """``db.table`` / ``catalog.db.table`` (identifier parts, no slash) as a name; anything else a path.
+
+    A bare identifier (``cache``) is a folder when one of that name exists here, else an error naming
+    ``flag`` that shows both spellings (``./cache``, ``<db>.cache``): as for ``--output``, a word never
+    silently becomes a table in the session's current schema.
+
+    >>> table_ref("main.smart.embeddings")
+    TableRef(path=None, name='main.smart.embeddings')
+    """
+    if not _TABLE_NAME.fullmatch(text):
+        return TableRef(path=text)
+    if "." in text:
+        return TableRef(name=text)
+    if os.path.isdir(text):
+        return TableRef(path=text)
+    raise SmartError(f"{flag} {text!r} is neither an existing folder nor a catalog table (db.table): "
+                     f"write a folder as ./{text} (or {text}/), a table as <db>.{text}")
 
 
 def output_location(output: str) -> tuple[str, str]:
