@@ -6,10 +6,11 @@ import os
 
 import numpy as np
 import pytest
+from pyspark.sql import functions as F
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from smart_spark.embed.encoder import load_encoder  # noqa: E402
+from smart_spark.embed.encoder import load_encoder, token_counts  # noqa: E402
 from udfs.embed import embed_udf, embeddings_to_arrow  # noqa: E402
 
 pytestmark = pytest.mark.spark
@@ -37,6 +38,20 @@ def test_udf_matches_in_process_encoder(spark) -> None:
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
     expected = load_encoder(None, device="cpu").encode(texts)
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+
+
+def test_udf_with_tokens_gives_the_vector_and_the_untruncated_count(spark) -> None:
+    texts = _texts(120)
+    df = spark.createDataFrame(list(enumerate(texts)), "id long, text string").repartition(3)
+    embedded = embed_udf(None, batch_size=16, arrow_batch_size=50, with_tokens=True)(F.col("text"))
+    out = df.select("id", embedded["embedding"].alias("e"), embedded["tokens"].alias("n"))
+    assert out.schema["n"].dataType.simpleString() == "int"
+    assert out._jdf.queryExecution().executedPlan().toString().count("ArrowEvalPython") == 1  # one UDF run
+    rows = sorted(out.collect(), key=lambda r: r.id)
+    np.testing.assert_allclose(np.array([r.e for r in rows]), load_encoder(None, device="cpu").encode(texts),
+                               atol=1e-5, rtol=0)
+    assert [r.n for r in rows] == token_counts(None, texts).tolist()
+    assert rows[10].n == 402 and rows[3].n == 2  # past max_length (256); the empty text: [CLS] [SEP]
 
 
 def test_udf_rejects_null_text(spark) -> None:

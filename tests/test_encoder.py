@@ -150,6 +150,10 @@ def test_tokenize_is_the_tokenizer_call(tmp_path: Path, model: str) -> None:
         assert got.encoded[key] == ref[key]
     np.testing.assert_array_equal(got.lengths, [len(ids) for ids in ref["input_ids"]])
     assert got.lengths.max() == enc.max_length  # some texts were truncated
+    # the untruncated counts come from the same pass: the tokenizer's own untruncated call
+    untruncated = enc.tokenizer(texts, truncation=False, return_attention_mask=False, verbose=False)
+    np.testing.assert_array_equal(got.untruncated, [len(ids) for ids in untruncated["input_ids"]])
+    assert (got.untruncated > enc.max_length).sum() >= 3
 
 
 def test_left_padding_with_pad_id_one_embeds_like_no_padding(tmp_path: Path) -> None:

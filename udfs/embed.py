@@ -35,7 +35,7 @@ import numpy as np
 import pyarrow as pa
 from pyspark.sql.column import Column
 from pyspark.sql.functions import arrow_udf
-from pyspark.sql.types import ArrayType, FloatType
+from pyspark.sql.types import ArrayType, FloatType, IntegerType, StructField, StructType
 
 from smart_spark.embed.encoder import load_encoder
 from smart_spark.errors import SmartError
@@ -85,9 +85,12 @@ def embed_udf(
     cpu_threads: int | None = None,
     precision: str = "float32",
     max_tokens: int | None = None,
+    with_tokens: bool = False,
 ) -> Callable[[Column | str], Column]:
     """A UDF mapping a string column to ``array<float>`` embeddings (``Encoder.dim`` floats each, unit
     norm for sentence-transformers folders that end in Normalize, and for plain folders).
+
+    >>> df.select(embed_udf(None)("prompt").alias("embedding"))  # doctest: +SKIP
 
     ``model``: a folder or an offline Hugging Face id (``None`` = bundled all-MiniLM-L6-v2);
     ``max_length``: truncation, tokens; ``batch_size``: rows per forward pass; ``device``: ``auto``,
@@ -96,7 +99,10 @@ def embed_udf(
     ``cpu_threads``: torch threads per task on CPU
     (``None`` = the task's cores); ``precision``: ``float32``, ``bfloat16`` or ``auto`` (resolved on each
     executor; the job resolves it once on the driver instead, so every task agrees); ``max_tokens``: padded
-    tokens per forward pass (``None`` = rows only). A null text fails the task with a SmartError saying so.
+    tokens per forward pass (``None`` = rows only); ``with_tokens``: return ``struct<embedding:
+    array<float>, tokens: int>`` instead, ``tokens`` the text's token count before truncation (from the
+    same tokenizer pass: no second UDF, no second Python worker). A null text fails the task with a
+    SmartError saying so.
     """
 
     def embed(batches: Iterator[pa.Array]) -> Iterator[pa.Array]:
@@ -121,15 +127,25 @@ def embed_udf(
                 yield pending
 
         # on a GPU the next window is tokenized while this one runs (Encoder.encode_stream)
-        for embeddings in encoder.encode_stream(windows(), batch_size=batch_size, max_tokens=max_tokens,
-                                                stats=stats):
+        for embeddings, counts in encoder.encode_stream_counted(windows(), batch_size=batch_size,
+                                                                max_tokens=max_tokens, stats=stats):
             clock = time.perf_counter()
             out = embeddings_to_arrow(embeddings)
+            if with_tokens:
+                out = pa.StructArray.from_arrays([out, pa.array(counts, pa.int32())], names=EMBEDDED_FIELDS)
             stats["arrow_s"] += time.perf_counter() - clock
             yield out
         write_profile(stats, started, encoder)
 
-    return arrow_udf(embed, ArrayType(FloatType()))
+    vector = ArrayType(FloatType())
+    if with_tokens:
+        return arrow_udf(embed, StructType([StructField(EMBEDDED_FIELDS[0], vector),
+                                            StructField(EMBEDDED_FIELDS[1], IntegerType())]))
+    return arrow_udf(embed, vector)
+
+
+#: The fields of ``embed_udf(..., with_tokens=True)``'s struct.
+EMBEDDED_FIELDS = ("embedding", "tokens")
 
 
 def executor_precision(spark: SparkSession, precision: str = "auto", device: str = "auto") -> str:

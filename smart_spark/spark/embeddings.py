@@ -91,12 +91,12 @@ def embed_uncached(
     distinct = keyed.select(F.col(_SHA).alias(_STORED), F.col(text_col).alias(_TEXT))
     distinct = distinct.dropDuplicates([_STORED])
     n_texts = distinct.count()
-    embed = embed_udf(model, max_length=max_length, batch_size=batch_size, device=device,
-                      precision=precision, max_tokens=max_tokens)
-    tokens = [token_count_udf(model)(F.col(_TEXT)).cast("int").alias(tokens_col)] if tokens_col else []
+    embedded = embed_udf(model, max_length=max_length, batch_size=batch_size, device=device,
+                         precision=precision, max_tokens=max_tokens, with_tokens=True)(F.col(_TEXT))
+    tokens = [embedded["tokens"].alias(tokens_col)] if tokens_col else []
     parts = _embed_partitions(spark, max(n_texts, 1), batch_size)
     vectors = (by_length(distinct, _TEXT, _STORED, parts)
-               .select(_STORED, embed(F.col(_TEXT)).alias(out_col), *tokens)
+               .select(_STORED, embedded["embedding"].alias(out_col), *tokens)
                .persist(StorageLevel.MEMORY_AND_DISK))
     out = keyed.join(vectors, F.col(_SHA) == F.col(_STORED), "left").drop(_SHA, _STORED)
     return out, {"texts": n_texts, "cache_hits": 0, "embedded": n_texts, "model": key, "dim": dim}
@@ -263,19 +263,19 @@ def embed_with_cache(
         if n_missing:
             missing = distinct if stored is None else distinct.join(
                 stored, F.col(_SHA) == F.col(_STORED), "left_anti")
-            embed = embed_udf(model, max_length=max_length, batch_size=batch_size, device=device,
-                              precision=precision, max_tokens=max_tokens)
+            # One UDF (one Python worker per task) gives the vector and the untruncated token count.
+            embedded = embed_udf(model, max_length=max_length, batch_size=batch_size, device=device,
+                                 precision=precision, max_tokens=max_tokens, with_tokens=True)(F.col(_TEXT))
             # Few bytes but much compute: spread over the cluster (AQE would coalesce the shuffle output
             # of a few MB of text into one task).
             parts = _embed_partitions(spark, n_missing, batch_size)
             missing = by_length(missing, _TEXT, _SHA, parts)
-            count = token_count_udf(model)(F.col(_TEXT)).cast("int")
-            tokens = [count.alias("tokens")] if counts_stored else []
+            tokens = [embedded["tokens"].alias("tokens")] if counts_stored else []
             new = missing.select(
                 F.lit(key).alias("model"),
                 F.col(_SHA).alias("text_sha256"),
                 F.lit(dim).cast("int").alias("dim"),
-                embed(F.col(_TEXT)).alias("embedding"),
+                embedded["embedding"].alias("embedding"),
                 F.current_timestamp().alias("created_at"),
                 *tokens,
             )
