@@ -50,7 +50,10 @@ spark = get_spark("tokenizer-threads", master="local[1]")
 
 def probe(_):
     sys.path[:0] = [{root!r}, {bench!r}]
-    from embed_throughput import make_corpus
+    seen = os.environ.get("TOKENIZERS_PARALLELISM")  # as Spark's worker has it
+    from embed_throughput import make_corpus  # its setdefault(..., "false") is for its own runs: undone
+    if seen is None:
+        os.environ.pop("TOKENIZERS_PARALLELISM", None)
     from smart_spark.embed.encoder import load_encoder
     texts = make_corpus({n}, 0)
     encoder = load_encoder(None, device="cpu")
@@ -60,8 +63,7 @@ def probe(_):
         tokens = encoder.tokenize(texts)
         took = time.perf_counter() - start
         best = took if best is None else min(best, took)
-    yield json.dumps({{"seconds": best, "tokens": int(tokens.lengths.sum()),
-                       "parallelism": os.environ.get("TOKENIZERS_PARALLELISM")}})
+    yield json.dumps({{"seconds": best, "tokens": int(tokens.lengths.sum()), "parallelism": seen}})
 
 print(spark.sparkContext.parallelize([0], 1).mapPartitions(probe).collect()[0])
 spark.stop()
