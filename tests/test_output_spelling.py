@@ -1,6 +1,6 @@
 """``--output``: a folder and a catalog schema are spelled so that neither is taken for the other.
 
-``catalog.db`` (INTERFACES.md) and ``catalog:db`` / ``catalog:catalog.db`` are catalog schemas; a path
+``catalog.db`` (docs/usage.md) and ``catalog:db`` / ``catalog:catalog.db`` are catalog schemas; a path
 with a slash, a URI, or a bare name that exists here as a folder is a folder. A bare word that is neither
 (``--output out`` where there is no ``out/``: on Databricks it used to create ``out.smart_mixture``) and a
 ``catalog.db`` that is also a folder here are errors that show both spellings; the job exits 2.
