@@ -26,34 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-MEASURE = """
-import json, os, sys, time
-sys.path[:0] = [{root!r}, {bench!r}]
-from embed_throughput import make_corpus
-from smart_spark.embed.encoder import load_encoder
-texts = make_corpus({n}, 0)
-encoder = load_encoder(None, device="cpu")
-best = None
-for _ in range({repeats}):
-    start = time.perf_counter()
-    tokens = encoder.tokenize(texts)
-    took = time.perf_counter() - start
-    best = took if best is None else min(best, took)
-print(json.dumps({{"seconds": best, "tokens": int(tokens.lengths.sum())}}))
-"""
-
-IN_SPARK = """
-import json, os, sys, time
-sys.path[:0] = [{root!r}, {bench!r}]
-from smart_spark.spark.session import get_spark
-spark = get_spark("tokenizer-threads", master="local[1]")
-
-def probe(_):
-    sys.path[:0] = [{root!r}, {bench!r}]
-    seen = os.environ.get("TOKENIZERS_PARALLELISM")  # as Spark's worker has it
-    from embed_throughput import make_corpus  # its setdefault(..., "false") is for its own runs: undone
-    if seen is None:
-        os.environ.pop("TOKENIZERS_PARALLELISM", None)
+#: Loads the bundled encoder and times ``Encoder.tokenize`` on the corpus: ``timed()`` -> JSON fields.
+TIMED = """
+def timed():
+    from embed_throughput import make_corpus
     from smart_spark.embed.encoder import load_encoder
     texts = make_corpus({n}, 0)
     encoder = load_encoder(None, device="cpu")
@@ -63,7 +39,29 @@ def probe(_):
         tokens = encoder.tokenize(texts)
         took = time.perf_counter() - start
         best = took if best is None else min(best, took)
-    yield json.dumps({{"seconds": best, "tokens": int(tokens.lengths.sum()), "parallelism": seen}})
+    return {{"seconds": best, "tokens": int(tokens.lengths.sum())}}
+"""
+
+MEASURE = """
+import json, os, sys, time
+sys.path[:0] = [{root!r}, {bench!r}]
+""" + TIMED + """
+print(json.dumps(timed()))
+"""
+
+IN_SPARK = """
+import json, os, sys, time
+sys.path[:0] = [{root!r}, {bench!r}]
+from smart_spark.spark.session import get_spark
+spark = get_spark("tokenizer-threads", master="local[1]")
+""" + TIMED + """
+def probe(_):
+    sys.path[:0] = [{root!r}, {bench!r}]
+    seen = os.environ.get("TOKENIZERS_PARALLELISM")  # as Spark's worker has it
+    import embed_throughput  # its setdefault(..., "false") is for its own runs: undone
+    if seen is None:
+        os.environ.pop("TOKENIZERS_PARALLELISM", None)
+    yield json.dumps({{**timed(), "parallelism": seen}})
 
 print(spark.sparkContext.parallelize([0], 1).mapPartitions(probe).collect()[0])
 spark.stop()
