@@ -42,6 +42,7 @@ setup(
             "datasets>=3",
             "ruff>=0.6",
             "import-linter>=2.1",
+            "jsonschema>=4.18",  # tests/test_bundle.py validates databricks.yml against its JSON schema
         ],
     },
 )

@@ -237,6 +237,16 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def is_switch(f: dataclasses.Field) -> bool:
+    """Whether a setting is a boolean switch (a flag without a value)."""
+    return f.type in ("bool", bool)
+
+
+def switch(f: dataclasses.Field) -> str:
+    """A boolean setting's flag: ``--name`` turns it on, ``--no-name`` off when it is on by default."""
+    return f"--no-{f.name.replace('_', '-')}" if f.default is True else flag(f.name)
+
+
 def _default_text(f: dataclasses.Field) -> str | None:
     if f.metadata.get("default_text"):
         return f.metadata["default_text"]
@@ -260,10 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     for f in declared():
         meta = f.metadata
         group = required if f.default is REQUIRED and f.default_factory is REQUIRED else optional
-        if f.type in ("bool", bool):  # a switch: --name turns it on, --no-name off (when on by default)
+        if is_switch(f):  # --name turns it on, --no-name off (when on by default)
             on = f.default is True
-            group.add_argument(f"--no-{f.name.replace('_', '-')}" if on else flag(f.name), dest=f.name,
-                               action="store_const", const=not on, default=None,
+            group.add_argument(switch(f), dest=f.name, action="store_const", const=not on, default=None,
                                help=f"do not {meta['help']}" if on else meta["help"])
             continue
         default = _default_text(f)
