@@ -30,9 +30,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
 from pyspark.sql import functions as F
 
 from smart_spark.cli.settings import JobConfig, expand_sweep, make_config
+from smart_spark.core.quality import DEFAULT_MAX_INPUT_ROWS
 from smart_spark.core.weighting import weigh_tasks
 from smart_spark.delta import tables as delta_io
 from smart_spark.delta.refs import path_under
@@ -52,6 +54,13 @@ from smart_spark.spark.decontaminate import (
 )
 from smart_spark.spark.outputs import code_version, commit_run, mixture_frame, runs_frame, task_weights_frame
 from smart_spark.spark.progress import describe, stage, watch
+from smart_spark.spark.quality import (
+    comparable_runs,
+    measure_quality,
+    per_task,
+    quality_frame,
+    quality_summary,
+)
 from smart_spark.spark.reader import PROMPT_COLUMN, embedding_array, local_path, prepare
 from smart_spark.spark.run_state import RunLedger, create_succeeded_view, new_attempt, recover
 from smart_spark.spark.selection import select_sweep
@@ -60,7 +69,6 @@ from smart_spark.spark.task_stats import group_of_tasks, group_sizes, task_means
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
@@ -69,7 +77,7 @@ log = logging.getLogger(__name__)
 NOT_WRITTEN = "<not written>"
 DATAFRAME_INPUT = "<DataFrame>"
 #: Summary keys for the report only (``runs.metrics`` keeps the counts).
-REPORT_ONLY = ("cluster_info",)
+REPORT_ONLY = ("cluster_info", "quality_report")
 
 
 @dataclass
@@ -82,8 +90,12 @@ class Mixture:
     summary: dict[str, Any]
     plan: Any = field(repr=False)
     config: JobConfig = field(repr=False)
-    #: The optional tables' rows (``decontaminated``, ``clusters``) by table name, when the run has them.
+    #: The optional tables' rows (``decontaminated``, ``clusters``, ``mixture_quality``) by table name, when
+    #: the run has them.
     tables: dict[str, DataFrame] = field(default_factory=dict, repr=False)
+    #: What the mixture covers (:func:`~smart_spark.spark.quality.measure_quality`: one row per scope,
+    #: ``all`` first), or None without ``--quality``.
+    quality: pd.DataFrame | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -142,7 +154,7 @@ class MixtureResult:
             m.summary["stage_seconds"] = dict(self.stage_seconds)
         if self.config.report if report is None else report:
             self._after_commit("its report", lambda: write_reports(
-                self.config.run_id, output, refs, self.mixtures, families=self.families,
+                self.spark, self.config.run_id, output, refs, self.mixtures, families=self.families,
                 quiet=self.config.quiet))
         return self.summary
 
@@ -286,6 +298,17 @@ def build_mixture(df: DataFrame, *, config: JobConfig | None = None, input_versi
         failpoint("during_select")
         st.counts.update(groups=groups, rows=", ".join(f"{sum(p.group_budgets.values()):,}" for p in plans))
 
+    # Quality: what each mixture covers of the collection (coverage, redundancy, Vendi), on the executors.
+    qualities: list[pd.DataFrame | None] = [None] * len(configs)
+    if config.quality if config.quality is not None else counts["rows"] <= DEFAULT_MAX_INPUT_ROWS:
+        input_rows = per_task(sizes)
+        with stage(spark, "quality", f"measure what {len(configs)} mixture(s) cover", seconds) as st:
+            for i, (plan, selected) in enumerate(zip(plans, selections)):
+                qualities[i] = measure_quality(
+                    instances, selected, input_rows=input_rows, mixture_rows=per_task(plan.group_budgets),
+                    sample=config.quality_sample, vendi_rows=config.quality_vendi_rows, seed=config.seed)
+            st.counts.update(coverage=", ".join(f"{q.iloc[0]['coverage']:.3f}" for q in qualities))
+
     base = {
         "input": config.input, "input_version": input_version, "input_rows": int(means["n"].sum()),
         "num_tasks_total": len(means), "strategy": config.strategy,
@@ -303,11 +326,14 @@ def build_mixture(df: DataFrame, *, config: JobConfig | None = None, input_versi
     if clustering is not None:
         base["clusters"] = {"fits": clustering.fits, "clusters": len(clustering.info)}
     mixtures = []
-    for c, plan, selected in zip(configs, plans, selections):
+    for c, plan, selected, quality in zip(configs, plans, selections, qualities):
         summary = {**base, "run_id": c.run_id, "num_instances": c.num_instances,
                    "num_tasks_selected": int(plan.task_weights["selected"].sum()),
                    "mixture_rows": int(sum(plan.group_budgets.values()))}
         tables = {}
+        if quality is not None:
+            summary["quality"] = quality_summary(quality)
+            tables["mixture_quality"] = quality_frame(spark, quality, c.run_id)
         if removed is not None:
             tables["decontaminated"] = decontaminated_frame(prepared, removed.matches, run_id=c.run_id,
                                                             embedding_col=c.embedding_col)
@@ -316,7 +342,7 @@ def build_mixture(df: DataFrame, *, config: JobConfig | None = None, input_versi
             tables["clusters"] = clusters_frame(clustering.assignments, c.run_id)
             summary["cluster_info"] = clustering.info  # for the report only (REPORT_ONLY)
         rows = mixture_frame(prepared, selected, run_id=c.run_id, embedding_col=c.embedding_col)
-        mixtures.append(Mixture(c.run_id, rows, plan.task_weights, summary, plan, c, tables))
+        mixtures.append(Mixture(c.run_id, rows, plan.task_weights, summary, plan, c, tables, quality))
     cached = [instances, *selections]
     if removed is not None:
         cached.append(removed.matches)
@@ -436,18 +462,27 @@ def families_of(prepared: DataFrame, config: JobConfig) -> dict[str, str] | None
         return None
 
 
-def write_reports(run_id: str, output: str, refs: dict[str, delta_io.TableRef], mixtures: list[Mixture],
-                  *, families: dict[str, str] | None = None, quiet: bool = False) -> None:
-    """report.md (and the chart) beside the tables, one per mixture of a sweep, and the console text."""
+def write_reports(spark: SparkSession, run_id: str, output: str, refs: dict[str, delta_io.TableRef],
+                  mixtures: list[Mixture], *, families: dict[str, str] | None = None,
+                  quiet: bool = False) -> None:
+    """report.md (and the charts) beside the tables, one per mixture of a sweep, and the console text.
+
+    A mixture measured with ``--quality`` is shown next to every finished run of the output with its N'.
+    """
     from smart_spark.report.markdown import code, format_console, write_report
+    from smart_spark.report.quality import least_covered
 
     local_out = local_path(output) if refs["mixture"].path else None
     sweep = len(mixtures) > 1
     index = ["# SMART budget sweep: run `" + run_id + "`", "",
-             "| mixture | M' kept | N' | rows | first task's share before / after capping |",
-             "|---|---:|---:|---:|---|"]
+             "| mixture | M' kept | N' | rows | first task's share before / after capping | coverage | "
+             "redundancy | Vendi score |", "|---|---:|---:|---:|---|---:|---:|---:|"]
     for m in mixtures:
         summary = m.summary
+        if m.quality is not None:
+            summary["quality_report"] = {
+                "runs": comparable_runs(spark, refs, summary["num_instances"]),
+                "tasks": least_covered(m.quality, m.task_weights)}
         if local_out is not None:
             # A run id is a name, not a path (check_run_id); the folder is checked to stay under output.
             folder = path_under(local_out, "reports", summary["run_id"]) if sweep else local_out
@@ -459,7 +494,10 @@ def write_reports(run_id: str, output: str, refs: dict[str, delta_io.TableRef], 
         index.append(f"| `{summary['run_id']}` | {summary['num_tasks_selected']} | {n:,} | "
                      f"{summary['mixture_rows']:,} | {code(first['task'])} "
                      f"{first['initial_budget'] / n:.2%} / "
-                     f"{first['budget'] / n:.2%} |")
+                     f"{first['budget'] / n:.2%} | " + " | ".join(
+                         "-" if (summary.get("quality") or {}).get(k) is None
+                         else f"{summary['quality'][k]:.{3 if k != 'vendi' else 1}f}"
+                         for k in ("coverage", "redundancy", "vendi")) + " |")
     if sweep and local_out is not None:
         index += ["", "Each mixture's report: `reports/<mixture>/report.md`."]
         with open(path_under(local_out, "report.md"), "w", encoding="utf-8") as fh:

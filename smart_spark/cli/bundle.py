@@ -35,7 +35,7 @@ def render_parameters(settings: Mapping[str, Any]) -> list[str]:
             kind = "a switch: true or false" if is_switch(f) else "a value, not a switch"
             raise SmartError(f"{flag(name)} takes {kind}, got {value!r}")
         if is_switch(f):
-            parameters += [switch(f)] if value != f.default else []
+            parameters += [switch(f, value)] if value != f.default else []
         else:
             parameters += [flag(name), spell(value)]
     return parameters

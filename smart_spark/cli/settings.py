@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from smart_spark.core.greedy import FUNCTIONS
+from smart_spark.core.quality import DEFAULT_MAX_INPUT_ROWS, MAX_VENDI_ROWS, SAMPLE_ROWS, VENDI_ROWS
 from smart_spark.core.strata import STRATA_MODES
 from smart_spark.core.task_selection import TASK_FNS
 from smart_spark.core.weighting import STRATEGIES, Stage1Settings
@@ -200,6 +201,14 @@ class JobConfig:
     decontamination_threshold: float = setting(
         0.8, "cosine similarity at or above which an instance is removed")
     report: bool = setting(True, "write report.md and the chart beside the tables")
+    # What each mixture covers of the collection (docs/quality.md).
+    quality: bool | None = setting(
+        None, "measure each mixture into mixture_quality (coverage, redundancy, Vendi score)",
+        default_text=f"on for inputs of at most {DEFAULT_MAX_INPUT_ROWS:,} rows")
+    quality_sample: int = setting(SAMPLE_ROWS, "input (and mixture) rows sampled per scope for coverage "
+                                  "(and redundancy)", above=0)
+    quality_vendi_rows: int = setting(VENDI_ROWS, f"most mixture rows per scope for the Vendi score (at most "
+                                      f"{MAX_VENDI_ROWS:,})", above=0)
     # Console detail (smart_spark/cli/logs.py).
     quiet: bool = setting(False, "print warnings and errors only")
     verbose: bool = setting(False, "print debug detail (and the JVM's warnings)")
@@ -238,13 +247,17 @@ def flag(name: str) -> str:
 
 
 def is_switch(f: dataclasses.Field) -> bool:
-    """Whether a setting is a boolean switch (a flag without a value)."""
-    return f.type in ("bool", bool)
+    """Whether a setting is a boolean switch (a flag without a value); ``bool | None`` ones default to
+    "decided by the run" (``--quality``)."""
+    return f.type in ("bool", bool, "bool | None")
 
 
-def switch(f: dataclasses.Field) -> str:
-    """A boolean setting's flag: ``--name`` turns it on, ``--no-name`` off when it is on by default."""
-    return f"--no-{f.name.replace('_', '-')}" if f.default is True else flag(f.name)
+def switch(f: dataclasses.Field, on: bool | None = None) -> str:
+    """The flag that turns a boolean setting ``on`` (``--name``) or off (``--no-name``); by default the one
+    that changes it from its default."""
+    if on is None:
+        on = f.default is not True
+    return flag(f.name) if on else f"--no-{f.name.replace('_', '-')}"
 
 
 def _default_text(f: dataclasses.Field) -> str | None:
@@ -270,10 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
     for f in declared():
         meta = f.metadata
         group = required if f.default is REQUIRED and f.default_factory is REQUIRED else optional
-        if is_switch(f):  # --name turns it on, --no-name off (when on by default)
-            on = f.default is True
-            group.add_argument(switch(f), dest=f.name, action="store_const", const=not on, default=None,
-                               help=f"do not {meta['help']}" if on else meta["help"])
+        if is_switch(f):  # --name turns it on, --no-name off (both when the run decides by default)
+            ways = (True, False) if f.default is None else (f.default is not True,)
+            for on in ways:
+                default = f" (default: {meta['default_text']})" if on and meta["default_text"] else ""
+                group.add_argument(switch(f, on), dest=f.name, action="store_const", const=on, default=None,
+                                   help=meta["help"] + default if on else f"do not {meta['help']}")
             continue
         default = _default_text(f)
         text = meta["help"] if default is None else f"{meta['help']} (default: {default})"
@@ -403,6 +418,9 @@ def validate(config: JobConfig) -> None:
         raise SmartError("--strategy fixed needs --group-col and --group-weights")
     if config.group_weights and any(not w >= 0 for w in config.group_weights.values()):
         raise SmartError(f"--group-weights must be non-negative numbers, got {config.group_weights}")
+    if config.quality_vendi_rows > MAX_VENDI_ROWS:
+        raise SmartError(f"--quality-vendi-rows must be at most {MAX_VENDI_ROWS:,} (an eigen-decomposition "
+                         f"of that many rows per scope is too large), got {config.quality_vendi_rows:,}")
     check_run_id(config.run_id)
     if config.strata == "flan" and config.stratum_col is None:
         raise SmartError("--strata flan needs --stratum-col (the template-type column)")

@@ -20,6 +20,12 @@ from collections.abc import Iterable
 
 import numpy as np
 
+#: Defaults of ``--quality-sample`` and ``--quality-vendi-rows``; the largest Vendi sample allowed.
+SAMPLE_ROWS = 20_000
+VENDI_ROWS = 2_000
+MAX_VENDI_ROWS = 20_000
+#: Quality is measured by default on inputs of at most this many rows.
+DEFAULT_MAX_INPUT_ROWS = 10_000_000
 #: Largest (query rows x key rows) cosine block held at once by :func:`max_cosine` (float32 entries).
 BLOCK_ENTRIES = 1 << 24
 #: Eigenvalues of K/n at or below this are zero (rounding of a rank-deficient kernel), skipped by Vendi.

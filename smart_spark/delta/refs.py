@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from smart_spark.errors import SmartError
 
-TABLES = ("mixture", "task_weights", "runs", "embeddings", "decontaminated", "clusters")
+TABLES = ("mixture", "task_weights", "runs", "embeddings", "decontaminated", "clusters", "mixture_quality")
 #: ``--output catalog:<schema>``: a catalog schema, whatever folders exist.
 CATALOG_PREFIX = "catalog:"
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -91,7 +91,8 @@ def is_schema(output: str) -> bool:
 
 
 def output_tables(output: str) -> dict[str, TableRef]:
-    """The output tables of ``--output`` (the optional ``decontaminated`` and ``clusters`` included).
+    """The output tables of ``--output`` (the optional ``decontaminated``, ``clusters`` and
+    ``mixture_quality`` included).
 
     A catalog schema (:func:`output_location`) gives ``<schema>.smart_<table>``; a folder (path or URI)
     holds ``<output>/<table>``. SmartError naming ``--output`` when the spelling is ambiguous.

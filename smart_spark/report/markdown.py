@@ -41,6 +41,7 @@ from typing import Any
 import pandas as pd
 
 from smart_spark.delta.refs import path_under
+from smart_spark.report.quality import console_line, quality_chart, quality_section
 
 __all__ = ["build_report", "code", "format_console", "write_report"]
 
@@ -273,7 +274,7 @@ def _prompt_sentence(summary: dict) -> str:
 
 
 def build_report(summary: dict, task_weights: pd.DataFrame, *, chart_name: str = "budgets.png",
-                 families: Mapping[str, str] | None = None) -> str:
+                 families: Mapping[str, str] | None = None, quality_chart_name: str | None = None) -> str:
     """The run's report as markdown (see the module docstring for the ``summary`` keys and ``families``).
 
     ``task_weights`` has the columns of the ``task_weights`` table (``run_id`` optional): task, selected,
@@ -345,6 +346,8 @@ def build_report(summary: dict, task_weights: pd.DataFrame, *, chart_name: str =
 
     out += ["## Budgets chart", "", f"![Budgets and sizes by task in pick order, and shares by family]"
             f"({chart_name})", ""]
+
+    out += quality_section(summary, quality_chart_name)
 
     out += ["## Seconds per stage", "", "| stage | seconds |", "|---|---:|"]
     stages = summary.get("stage_seconds") or {}
@@ -523,7 +526,13 @@ def write_report(out_dir: str, summary: dict, task_weights: pd.DataFrame, *,
     png_path = path_under(out_dir, chart_name)
     os.makedirs(out_dir, exist_ok=True)
     _chart(task_weights, summary, png_path, families)
-    text = build_report(summary, task_weights, chart_name=chart_name, families=families)
+    runs = (summary.get("quality_report") or {}).get("runs")
+    quality_png = None
+    if summary.get("quality") and runs:
+        quality_png = "quality.png"
+        quality_chart(runs, summary["run_id"], path_under(out_dir, quality_png))
+    text = build_report(summary, task_weights, chart_name=chart_name, families=families,
+                        quality_chart_name=quality_png)
     with open(md_path, "w", encoding="utf-8") as fh:
         fh.write(text)
     return md_path, png_path
@@ -567,6 +576,9 @@ def format_console(summary: dict, task_weights: pd.DataFrame,
         total = sum(float(s) for s in stages.values())
         lines.append("  seconds: " + ", ".join(f"{k} {float(v):.1f}" for k, v in stages.items())
                      + f" (total {total:.1f})")
+    covers = console_line(summary.get("quality"))
+    if covers:
+        lines.append(covers)
     if summary.get("decontamination"):
         d = summary["decontamination"]
         lines.append(f"  decontamination: removed {d['removed']:,} instances ({d['exact']:,} exact copies) "

@@ -1,12 +1,14 @@
 """The run's output tables (``mixture``, ``task_weights``, ``runs``; with ``--decontaminate`` also
-``decontaminated``, with cluster tasks ``clusters``), committed all or nothing.
+``decontaminated``, with cluster tasks ``clusters``, with ``--quality`` ``mixture_quality``), committed all
+or nothing.
 
 Each table is partitioned by ``run_id``; a run replaces only its own partition. Before them, the run's
 ``running`` row (:mod:`smart_spark.spark.run_state`); then the commits in the order mixture,
-decontaminated, clusters, task_weights, runs (``succeeded``: a run id without that row did not finish); a
-run without the optional tables leaves them alone. If one fails, the tables already committed get a
-compensating commit that puts this run id's rows back as they were before the run (read by time travel):
-unlike a whole-table RESTORE, that never undoes a concurrent run's commit to the same table.
+decontaminated, clusters, mixture_quality, task_weights, runs (``succeeded``: a run id without that row
+did not finish); a run without the optional tables leaves them alone. If one fails, the tables already
+committed get a compensating commit that puts this run id's rows back as they were before the run (read
+by time travel): unlike a whole-table RESTORE, that never undoes a concurrent run's commit to the same
+table.
 """
 
 from __future__ import annotations
@@ -86,9 +88,9 @@ def runs_frame(spark: SparkSession, *, run_id: str, started_at: datetime, finish
 
 def stale_rows(spark: SparkSession, refs: dict[str, delta_io.TableRef], run_id: str,
                frames: dict[str, DataFrame]) -> dict[str, DataFrame]:
-    """Empty frames for the optional tables (``decontaminated``, ``clusters``) this run does not write
-    but that hold rows of its run id from an earlier run of it: committing them removes those rows, so
-    a rerun replaces the whole run."""
+    """Empty frames for the optional tables (``decontaminated``, ``clusters``, ``mixture_quality``) this
+    run does not write but that hold rows of its run id from an earlier run of it: committing them
+    removes those rows, so a rerun replaces the whole run."""
     out = {}
     for name in OPTIONAL_TABLES:
         if name in frames or not delta_io.exists(spark, refs[name]):
@@ -101,9 +103,9 @@ def stale_rows(spark: SparkSession, refs: dict[str, delta_io.TableRef], run_id: 
 
 def commit_run(spark: SparkSession, refs: dict[str, delta_io.TableRef],
                runs: list[tuple[str, dict[str, DataFrame]]], *, config_json: str, ledger: RunLedger) -> None:
-    """Commit every run's frames (mixture, [decontaminated], [clusters], task_weights, runs, in that order
-    per table; the optional tables where a run has them, or emptied of its rows (:func:`stale_rows`)),
-    all or nothing.
+    """Commit every run's frames (mixture, [decontaminated], [clusters], [mixture_quality], task_weights,
+    runs, in that order per table; the optional tables where a run has them, or emptied of its rows
+    (:func:`stale_rows`)), all or nothing.
 
     ``runs`` holds (run id, frames by table); a sweep has several. ``ledger`` holds their ``running``
     rows: each commit goes through it, fenced (only while the ``runs`` row still holds this attempt's token

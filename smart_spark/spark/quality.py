@@ -20,6 +20,7 @@ Where the work happens (no input row reaches the driver):
 from __future__ import annotations
 
 import functools
+import json
 import math
 from collections.abc import Mapping
 
@@ -29,17 +30,13 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
-from smart_spark.core.quality import coverage_of, exact_mean
+from smart_spark.core.quality import SAMPLE_ROWS, VENDI_ROWS, coverage_of, exact_mean
+from smart_spark.delta import tables as delta_io
+from smart_spark.spark.run_state import SUCCEEDED
 from udfs.quality import BLOCK_SCHEMA, MAXIMA_SCHEMA, SCOPE_SCHEMA, block_maxima, pack_block, scope_figures
 
 #: The scope of the whole mixture in ``mixture_quality`` (other scopes are task names).
 ALL = "all"
-#: Default ``--quality-sample`` and ``--quality-vendi-rows``; the largest Vendi sample allowed.
-SAMPLE_ROWS = 20_000
-VENDI_ROWS = 2_000
-MAX_VENDI_ROWS = 20_000
-#: Quality is measured by default on inputs of at most this many rows.
-DEFAULT_MAX_INPUT_ROWS = 10_000_000
 #: Rows per packed block of the scope ``all`` products (query: sampled rows; key: mixture rows).
 QUERY_BLOCK = 2_048
 KEY_BLOCK = 4_096
@@ -53,6 +50,8 @@ QUALITY_SCHEMA = (
     "vendi double, task_coverage double, sample_rows long, redundancy_rows long, vendi_rows long"
 )
 FLAGS = ("cov", "mix", "red", "ven")
+#: Scope ``all``'s figures kept in ``runs.metrics`` (``quality``).
+SUMMARY = ("coverage", "redundancy", "vendi", "task_coverage", "sample_rows", "redundancy_rows", "vendi_rows")
 
 
 def measure_quality(instances: DataFrame, selected: DataFrame, *, input_rows: Mapping[str, int],
@@ -91,6 +90,40 @@ def measure_quality(instances: DataFrame, selected: DataFrame, *, input_rows: Ma
                     "input_rows": int(input_rows[task]), "task_coverage": None})
     columns = [c.split()[0] for c in QUALITY_SCHEMA.split(", ")][1:]
     return pd.DataFrame(out)[columns]
+
+
+def per_task(counts: Mapping[tuple[str, str | None], int]) -> dict[str, int]:
+    """Rows per (task, stratum) group -> rows per task."""
+    out: dict[str, int] = {}
+    for (task, _), n in counts.items():
+        out[task] = out.get(task, 0) + int(n)
+    return out
+
+
+def quality_summary(figures: pd.DataFrame) -> dict[str, float | int | None]:
+    """Scope ``all``'s figures of :func:`measure_quality` as plain numbers (``runs.metrics``, the console)."""
+    row = figures.iloc[0]
+    return {k: None if pd.isna(row[k]) else (int(row[k]) if k.endswith("rows") else float(row[k]))
+            for k in SUMMARY}
+
+
+def comparable_runs(spark: SparkSession, refs: Mapping[str, delta_io.TableRef],
+                    num_instances: int) -> list[dict]:
+    """Scope ``all``'s figures of every finished (``succeeded``) run of the output whose N' is
+    ``num_instances``, oldest first: run_id, strategy, coverage, redundancy, vendi, task_coverage, rows."""
+    if not all(delta_io.exists(spark, refs[name]) for name in ("mixture_quality", "runs")):
+        return []
+    figures = (delta_io.read(spark, refs["mixture_quality"])
+               .where((F.col("scope") == ALL) & F.col("task_coverage").isNotNull()))
+    runs = (delta_io.read(spark, refs["runs"]).where(F.col("status") == SUCCEEDED)
+            .select("run_id", "config", "finished_at"))
+    out = []
+    for r in figures.join(runs, "run_id").orderBy("finished_at", "run_id").collect():
+        config = json.loads(r["config"])
+        if config.get("num_instances") == num_instances:
+            out.append({"run_id": r["run_id"], "strategy": config.get("strategy"), "rows": r["rows"],
+                        **{k: r[k] for k in ("coverage", "redundancy", "vendi", "task_coverage")}})
+    return out
 
 
 def quality_frame(spark: SparkSession, figures: pd.DataFrame, run_id: str) -> DataFrame:

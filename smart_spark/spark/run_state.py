@@ -17,10 +17,10 @@ fences commits (delta-rs) one whose snapshot predates another's conflicts instea
 A run is dead when its driver ran on this host and its pid is gone (or is another process now), or when
 its heartbeat is older than ``stale_after`` seconds (the larger of the recovering side's and the run's
 own). Recovery first marks its ``runs`` row ``abandoned`` (only if the row is still the one it judged),
-then puts its rows in ``mixture``, ``task_weights`` and the optional ``decontaminated`` and ``clusters``
-back as they were at ``versions_before``, then records ``rows_put_back`` or, for a killed rerun of a run
-id that had succeeded before, puts that earlier row back. A recovery killed halfway leaves
-``rows_put_back: false``, and the next recovery finishes it.
+then puts its rows in ``mixture``, ``task_weights`` and the optional ``decontaminated``, ``clusters`` and
+``mixture_quality`` back as they were at ``versions_before``, then records ``rows_put_back`` or, for a
+killed rerun of a run id that had succeeded before, puts that earlier row back. A recovery killed halfway
+leaves ``rows_put_back: false``, and the next recovery finishes it.
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ RUNS_SCHEMA = (
     "input string, input_version long, code_version string, metrics string"
 )
 # What a run commits, in commit order; the optional tables only when the run has them.
-RUN_TABLES = ("mixture", "decontaminated", "clusters", "task_weights", "runs")
-OPTIONAL_TABLES = ("decontaminated", "clusters")
+RUN_TABLES = ("mixture", "decontaminated", "clusters", "mixture_quality", "task_weights", "runs")
+OPTIONAL_TABLES = ("decontaminated", "clusters", "mixture_quality")
 SUCCEEDED_VIEW = "smart_mixture_succeeded"
 MAX_BEAT_SECONDS = 10.0
 
