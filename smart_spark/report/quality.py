@@ -89,7 +89,7 @@ def quality_chart(runs: Sequence[Mapping[str, Any]], run_id: str, path: str) -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [str(r["run_id"]) + (f"\n{r['strategy']}" if r.get("strategy") not in (None, r["run_id"]) else "")
+    labels = [str(r["run_id"]) + ("" if r.get("strategy") in (None, r["run_id"]) else f"\n{r['strategy']}")
               for r in runs]
     fig, axes = plt.subplots(1, len(MEASURES), figsize=(4 + 1.2 * len(runs) * len(MEASURES) / 2, 3.6))
     try:
