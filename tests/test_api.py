@@ -72,7 +72,9 @@ def test_notebook_style_never_writes(spark, small_sample, tmp_path, monkeypatch)
     assert len(weights) == 36 and int(weights["selected"].sum()) == 20 and int(weights["budget"].sum()) == 120
     assert result.summary["embed_stats"]["cache_hits"] == 0
     assert result.summary["num_tasks_total"] == 36 and set(result.summary["stage_seconds"]) == {
-        "read", "embed", "weigh", "select"}
+        "read", "embed", "weigh", "select", "quality"}
+    assert result.mixtures[0].quality.iloc[0]["scope"] == "all"  # what the mixture covers (docs/quality.md)
+    assert 0 < result.summary["quality"]["coverage"] <= 1
     # The mixture is a DataFrame: query it with SQL.
     mixture.createOrReplaceTempView("nb_mixture")
     per_task = spark.sql("SELECT task, count(*) AS n FROM nb_mixture GROUP BY task").toPandas()

@@ -154,8 +154,8 @@ class MixtureResult:
             m.summary["stage_seconds"] = dict(self.stage_seconds)
         if self.config.report if report is None else report:
             self._after_commit("its report", lambda: write_reports(
-                self.spark, self.config.run_id, output, refs, self.mixtures, families=self.families,
-                quiet=self.config.quiet))
+                self.config.run_id, output, refs, self.mixtures, families=self.families,
+                quiet=self.config.quiet, spark=self.spark))
         return self.summary
 
     def _after_commit(self, what: str, step: Callable[[], object]) -> None:
@@ -462,12 +462,13 @@ def families_of(prepared: DataFrame, config: JobConfig) -> dict[str, str] | None
         return None
 
 
-def write_reports(spark: SparkSession, run_id: str, output: str, refs: dict[str, delta_io.TableRef],
-                  mixtures: list[Mixture], *, families: dict[str, str] | None = None,
-                  quiet: bool = False) -> None:
+def write_reports(run_id: str, output: str, refs: dict[str, delta_io.TableRef], mixtures: list[Mixture],
+                  *, families: dict[str, str] | None = None, quiet: bool = False,
+                  spark: SparkSession | None = None) -> None:
     """report.md (and the charts) beside the tables, one per mixture of a sweep, and the console text.
 
-    A mixture measured with ``--quality`` is shown next to every finished run of the output with its N'.
+    A mixture measured with ``--quality`` is shown next to every finished run of the output with its N'
+    (read with ``spark``).
     """
     from smart_spark.report.markdown import code, format_console, write_report
     from smart_spark.report.quality import least_covered
@@ -479,7 +480,7 @@ def write_reports(spark: SparkSession, run_id: str, output: str, refs: dict[str,
              "redundancy | Vendi score |", "|---|---:|---:|---:|---|---:|---:|---:|"]
     for m in mixtures:
         summary = m.summary
-        if m.quality is not None:
+        if m.quality is not None and spark is not None:
             summary["quality_report"] = {
                 "runs": comparable_runs(spark, refs, summary["num_instances"]),
                 "tasks": least_covered(m.quality, m.task_weights)}
