@@ -30,9 +30,9 @@ def unit_matrix(pdf: pd.DataFrame) -> np.ndarray:
     return normalize_rows(np.stack(pdf["embedding"].to_numpy()))
 
 
-def scope_figures(pdf: pd.DataFrame) -> pd.DataFrame:
+def scope_figures(pdf: pd.DataFrame) -> dict:
     """One scope's rows (``whole``: scope ``all``, else the task ``scope``; ``id``, ``embedding``, flags
-    ``cov``, ``mix``, ``red``, ``ven``) -> its one :data:`SCOPE_SCHEMA` row.
+    ``cov``, ``mix``, ``red``, ``ven``) -> its :data:`SCOPE_SCHEMA` row as a dict.
 
     coverage: mean of max(0, largest cosine to a ``mix`` row) over the ``cov`` rows (0 with no mixture
     row); redundancy: mean of the largest cosine to another ``mix`` row over the ``red`` rows (null below
@@ -48,12 +48,19 @@ def scope_figures(pdf: pd.DataFrame) -> pd.DataFrame:
     if red.any() and mix.sum() >= 2:
         redundancy = exact_mean(max_cosine(X[red], keys, query_ids=ids[red], key_ids=key_ids).tolist())
     vendi = vendi_score(X[ven]) if ven.any() else None
-    return pd.DataFrame([{
+    return {
         "whole": bool(pdf["whole"].iloc[0]), "scope": pdf["scope"].iloc[0],
         "coverage": coverage, "sample_rows": int(cov.sum()),
         "redundancy": redundancy, "redundancy_rows": int(red.sum()) if redundancy is not None else 0,
         "vendi": vendi, "vendi_rows": int(ven.sum()),
-    }])
+    }
+
+
+def bucket_figures(pdf: pd.DataFrame) -> pd.DataFrame:
+    """Several scopes' rows (a bucket: one ``applyInPandas`` call, not one per task) -> one
+    :func:`scope_figures` row per (``whole``, ``scope``)."""
+    rows = [scope_figures(group) for _, group in pdf.groupby(["whole", "scope"], sort=True)]
+    return pd.DataFrame(rows, columns=[c.split()[0] for c in SCOPE_SCHEMA.split(", ")])
 
 
 def pack_block(pdf: pd.DataFrame) -> pd.DataFrame:

@@ -8,13 +8,15 @@ the partitioning, and all of them when the scope has no more.
 
 Where the work happens (no input row reaches the driver):
 
-* per task: the task's sampled rows and its mixture rows meet in one ``applyInPandas`` group
-  (:func:`udfs.quality.scope_figures`); only one row per task comes back;
+* per task: the task's sampled rows and its mixture rows meet in one ``applyInPandas`` group (tasks
+  packed into buckets of about :data:`BUCKET_ROWS` rows, :func:`udfs.quality.bucket_figures`); only one
+  row per task comes back;
 * scope ``all``: the sampled rows and the mixture rows are packed into blocks of at most
   :data:`QUERY_BLOCK` / :data:`KEY_BLOCK` unit vectors; every (query block, key block) pair is one
   matrix product on an executor (a cartesian product of the two block tables), and only the per-row
   maxima come back (at most 2 x ``sample`` numbers);
-* Vendi of scope ``all``: its ``vendi_rows`` vectors in one executor group.
+* Vendi of scope ``all``: its ``vendi_rows`` vectors in one executor group (with its coverage and
+  redundancy too when the products are at most :data:`ONE_GROUP_PRODUCTS`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,14 @@ from pyspark.sql.window import Window
 from smart_spark.core.quality import SAMPLE_ROWS, VENDI_ROWS, coverage_of, exact_mean
 from smart_spark.delta import tables as delta_io
 from smart_spark.spark.run_state import SUCCEEDED
-from udfs.quality import BLOCK_SCHEMA, MAXIMA_SCHEMA, SCOPE_SCHEMA, block_maxima, pack_block, scope_figures
+from udfs.quality import (
+    BLOCK_SCHEMA,
+    MAXIMA_SCHEMA,
+    SCOPE_SCHEMA,
+    block_maxima,
+    bucket_figures,
+    pack_block,
+)
 
 #: The scope of the whole mixture in ``mixture_quality`` (other scopes are task names).
 ALL = "all"
@@ -42,6 +51,8 @@ QUERY_BLOCK = 2_048
 KEY_BLOCK = 4_096
 #: Scope ``all`` is measured in one executor group when (sampled rows x mixture rows) is at most this.
 ONE_GROUP_PRODUCTS = 1 << 26
+#: Tasks are measured in buckets of about this many rows (one ``applyInPandas`` call each, not one a task).
+BUCKET_ROWS = 32_768
 #: Most partitions of each block table (the products run on (query x key) partition pairs).
 BLOCK_PARTITIONS = 8
 
@@ -72,12 +83,16 @@ def measure_quality(instances: DataFrame, selected: DataFrame, *, input_rows: Ma
     n_input, n_mixture = sum(input_rows.values()), sum(mixture_rows.values())
     kept = sorted(t for t, b in mixture_rows.items() if b > 0)
     one_group = (min(n_input, sample) + min(n_mixture, sample)) * n_mixture <= one_group_products
-    parts = [_whole_rows(rows, n_input, n_mixture, sample, vendi_rows, products=one_group)]
+    parts = [_whole_rows(rows, n_input, n_mixture, sample, vendi_rows, products=one_group)
+             .withColumn("bucket", F.lit(-1))]
     if kept:
-        parts.append(_task_rows(rows, kept, input_rows, mixture_rows, sample, vendi_rows))
+        task_rows = sum(min(input_rows[t], sample) + mixture_rows[t] for t in kept)
+        buckets = max(1, math.ceil(task_rows / BUCKET_ROWS))
+        parts.append(_task_rows(rows, kept, input_rows, mixture_rows, sample, vendi_rows)
+                     .withColumn("bucket", F.pmod(F.xxhash64("scope"), F.lit(buckets))))
     figures = {(r["whole"], r["scope"]): r.asDict() for r in (
-        functools.reduce(DataFrame.unionByName, parts).groupBy("whole", "scope")
-        .applyInPandas(scope_figures, SCOPE_SCHEMA).collect())}
+        functools.reduce(DataFrame.unionByName, parts).groupBy("bucket")
+        .applyInPandas(bucket_figures, SCOPE_SCHEMA).collect())}
     everything = figures[(True, ALL)]
     if not one_group:
         everything.update(_blocked_products(rows, n_input, n_mixture, sample))
