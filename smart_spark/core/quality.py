@@ -45,15 +45,25 @@ def max_cosine(queries: np.ndarray, keys: np.ndarray, *, query_ids: np.ndarray |
     out = np.full(len(queries), -np.inf)
     if len(queries) == 0 or len(keys) == 0:
         return out
+    same_q, same_k = (same_positions(query_ids, key_ids) if query_ids is not None and key_ids is not None
+                      else (np.zeros(0, np.int64), np.zeros(0, np.int64)))
     step = max(1, BLOCK_ENTRIES // len(keys))
-    same = None
     for start in range(0, len(queries), step):
         block = queries[start:start + step] @ keys.T
-        if query_ids is not None and key_ids is not None:
-            same = np.asarray(query_ids[start:start + step])[:, None] == np.asarray(key_ids)[None, :]
-            block[same] = -np.inf
+        inside = (same_q >= start) & (same_q < start + step)
+        block[same_q[inside] - start, same_k[inside]] = -np.inf
         out[start:start + step] = block.max(axis=1)
     return out
+
+
+def same_positions(query_ids: np.ndarray, key_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(query positions, key positions) of the pairs whose ids are equal (ids unique on each side)."""
+    where = {key: j for j, key in enumerate(np.asarray(key_ids).tolist())}
+    pairs = [(i, where[q]) for i, q in enumerate(np.asarray(query_ids).tolist()) if q in where]
+    if not pairs:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    positions = np.asarray(pairs, dtype=np.int64)
+    return positions[:, 0], positions[:, 1]
 
 
 def exact_mean(values: Iterable[float]) -> float | None:
