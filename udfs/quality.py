@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from smart_spark.core.greedy import normalize_rows
 from smart_spark.core.quality import coverage_of, exact_mean, max_cosine, vendi_score
@@ -59,7 +60,8 @@ def scope_figures(pdf: pd.DataFrame) -> dict:
 def bucket_figures(pdf: pd.DataFrame) -> pd.DataFrame:
     """Several scopes' rows (a bucket: one ``applyInPandas`` call, not one per task) -> one
     :func:`scope_figures` row per (``whole``, ``scope``)."""
-    rows = [scope_figures(group) for _, group in pdf.groupby(["whole", "scope"], sort=True)]
+    with threadpool_limits(1, user_api="blas"):  # one Spark task per core: one BLAS thread each
+        rows = [scope_figures(group) for _, group in pdf.groupby(["whole", "scope"], sort=True)]
     return pd.DataFrame(rows, columns=[c.split()[0] for c in SCOPE_SCHEMA.split(", ")])
 
 
@@ -82,18 +84,22 @@ def block_maxima(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
 
     The maximum over all key blocks is taken by Spark afterwards (``max`` is exact in any order)."""
     for pdf in batches:
-        out = []
-        for row in pdf.itertuples(index=False):
-            queries = np.frombuffer(row.q_vectors, dtype=np.float32).reshape(len(row.q_ids), row.q_dim)
-            keys = np.frombuffer(row.k_vectors, dtype=np.float32).reshape(len(row.k_ids), row.k_dim)
-            q_ids, k_ids = np.asarray(row.q_ids, dtype=object), np.asarray(row.k_ids, dtype=object)
-            cov, red = np.asarray(row.q_cov, dtype=bool), np.asarray(row.q_red, dtype=bool)
-            best = np.full(len(q_ids), np.nan)
-            other = np.full(len(q_ids), np.nan)
-            if cov.any():
-                best[cov] = max_cosine(queries[cov], keys)
-            if red.any():
-                other[red] = max_cosine(queries[red], keys, query_ids=q_ids[red], key_ids=k_ids)
-            out.append(pd.DataFrame({"id": q_ids, "cov": best, "red": other}))
-        if out:
-            yield pd.concat(out, ignore_index=True)
+        with threadpool_limits(1, user_api="blas"):  # one Spark task per core: one BLAS thread each
+            parts = [_pair_maxima(row) for row in pdf.itertuples(index=False)]
+        if parts:
+            yield pd.concat(parts, ignore_index=True)
+
+
+def _pair_maxima(row: tuple) -> pd.DataFrame:
+    """:func:`block_maxima` of one (query block, key block) pair."""
+    queries = np.frombuffer(row.q_vectors, dtype=np.float32).reshape(len(row.q_ids), row.q_dim)
+    keys = np.frombuffer(row.k_vectors, dtype=np.float32).reshape(len(row.k_ids), row.k_dim)
+    q_ids, k_ids = np.asarray(row.q_ids, dtype=object), np.asarray(row.k_ids, dtype=object)
+    cov, red = np.asarray(row.q_cov, dtype=bool), np.asarray(row.q_red, dtype=bool)
+    best = np.full(len(q_ids), np.nan)
+    other = np.full(len(q_ids), np.nan)
+    if cov.any():
+        best[cov] = max_cosine(queries[cov], keys)
+    if red.any():
+        other[red] = max_cosine(queries[red], keys, query_ids=q_ids[red], key_ids=k_ids)
+    return pd.DataFrame({"id": q_ids, "cov": best, "red": other})
