@@ -64,7 +64,7 @@ def from_cache(path: str, texts: list[str]) -> np.ndarray | None:
 
     from deltalake import DeltaTable
 
-    from smart_spark.embed.encoder import model_id
+    from smart_spark.embed.model_folder import model_id
 
     table = DeltaTable(path).to_pyarrow_table(columns=["model", "text_sha256", "embedding"]).to_pylist()
     key = model_id(None, 256)

@@ -41,7 +41,7 @@ def fl_device(device: str, fn: str = "fl") -> str:
         gpus = ctx.resources().get("gpu") if ctx is not None else None
         if gpus is None or not gpus.addresses:
             return "cpu"
-    from smart_spark.embed.encoder import resolve_device
+    from smart_spark.embed.device import resolve_device
 
     return resolve_device(device)
 

@@ -1,6 +1,6 @@
 """Embeddings for a DataFrame's text column, through the Delta ``embeddings`` cache (docs/tables.md).
 
-Cache rows: ``model`` string (:func:`~smart_spark.embed.encoder.model_id`: name, folder fingerprint,
+Cache rows: ``model`` string (:func:`~smart_spark.embed.model_folder.model_id`: name, folder fingerprint,
 truncation length and, for bfloat16, ``/bf16-fixed``: the two precisions never share a key), ``text_sha256``
 string (hex SHA-256 of the UTF-8 text), ``dim`` int, ``embedding``
 array<float>, ``created_at`` timestamp, ``tokens`` int (the text's token count before truncation, so a
@@ -18,7 +18,8 @@ from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
 from smart_spark.delta import tables as delta_io
-from smart_spark.embed.encoder import embedding_dim, model_id, resolve_device, resolve_precision
+from smart_spark.embed.device import resolve_device, resolve_precision
+from smart_spark.embed.model_folder import embedding_dim, model_id
 from smart_spark.errors import SmartError
 from smart_spark.spark.progress import describe, watch
 from udfs.embed import embed_udf, executor_precision
@@ -106,7 +107,7 @@ def count_truncated(df: DataFrame, *, text_col: str, model: str | None, max_leng
     """How many texts the encoder truncates: ``truncated_rows`` (rows of ``df``), ``truncated_texts``
     (distinct texts), ``truncated_share`` (of the rows), ``max_tokens`` (the effective limit). Tokenizer
     only, once per distinct text."""
-    from smart_spark.embed.encoder import effective_max_length
+    from smart_spark.embed.model_folder import effective_max_length
 
     limit = effective_max_length(model, max_length)
     sha = text_sha256(text_col)
@@ -130,7 +131,7 @@ def text_stats(df: DataFrame, *, text_col: str, tokens_col: str, model: str | No
     ``truncated_share`` (of the rows), ``distinct_texts``, ``repeated_in_task`` (rows whose (task, text)
     pair occurred before) and ``texts_in_several_tasks``. Texts without a count (a cache made before
     counts were stored) are counted by the tokenizer (:func:`count_truncated`)."""
-    from smart_spark.embed.encoder import effective_max_length
+    from smart_spark.embed.model_folder import effective_max_length
 
     limit = effective_max_length(model, max_length)
     pairs = df.groupBy("task", text_sha256(text_col).alias(_SHA)).agg(
