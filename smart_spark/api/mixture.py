@@ -35,7 +35,6 @@ from pyspark.sql import functions as F
 from smart_spark.cli.settings import JobConfig, expand_sweep, make_config
 from smart_spark.core.weighting import weigh_tasks
 from smart_spark.delta import tables as delta_io
-from smart_spark.delta.refs import path_under
 from smart_spark.errors import SmartError
 from smart_spark.failpoints import failpoint
 from smart_spark.spark.clusters import Clustering, check_spark_ml, cluster_tasks, clusters_frame, relabel
@@ -141,10 +140,16 @@ class MixtureResult:
         for m in self.mixtures:
             m.summary["stage_seconds"] = dict(self.stage_seconds)
         if self.config.report if report is None else report:
-            self._after_commit("its report", lambda: write_reports(
-                self.config.run_id, output, refs, self.mixtures, families=self.families,
-                quiet=self.config.quiet))
+            self._after_commit("its report", lambda: self._write_reports(output, refs))
         return self.summary
+
+    def _write_reports(self, output: str, refs: dict[str, delta_io.TableRef]) -> None:
+        """Each mixture's report beside the tables (a local folder; else the console only)."""
+        from smart_spark.report.run import write_reports
+
+        local_out = local_path(output) if refs["mixture"].path else None
+        write_reports(self.config.run_id, local_out, [(m.summary, m.task_weights) for m in self.mixtures],
+                      families=self.families, quiet=self.config.quiet)
 
     def _after_commit(self, what: str, step: Callable[[], object]) -> None:
         """Run ``step`` after the final ``runs`` commit: the runs are finished, so a failure is a warning."""
@@ -434,35 +439,3 @@ def families_of(prepared: DataFrame, config: JobConfig) -> dict[str, str] | None
             raise
         log.warning("report families by task-name prefix instead: %s", exc)
         return None
-
-
-def write_reports(run_id: str, output: str, refs: dict[str, delta_io.TableRef], mixtures: list[Mixture],
-                  *, families: dict[str, str] | None = None, quiet: bool = False) -> None:
-    """report.md (and the chart) beside the tables, one per mixture of a sweep, and the console text."""
-    from smart_spark.report.markdown import code, format_console, write_report
-
-    local_out = local_path(output) if refs["mixture"].path else None
-    sweep = len(mixtures) > 1
-    index = ["# SMART budget sweep: run `" + run_id + "`", "",
-             "| mixture | M' kept | N' | rows | first task's share before / after capping |",
-             "|---|---:|---:|---:|---|"]
-    for m in mixtures:
-        summary = m.summary
-        if local_out is not None:
-            # A run id is a name, not a path (check_run_id); the folder is checked to stay under output.
-            folder = path_under(local_out, "reports", summary["run_id"]) if sweep else local_out
-            summary["report_path"], _ = write_report(folder, summary, m.task_weights, families=families)
-        if not quiet:
-            print(format_console(summary, m.task_weights, families))
-        first = m.task_weights[m.task_weights["selected"]].sort_values("pick_rank").iloc[0]
-        n = summary["num_instances"]
-        index.append(f"| `{summary['run_id']}` | {summary['num_tasks_selected']} | {n:,} | "
-                     f"{summary['mixture_rows']:,} | {code(first['task'])} "
-                     f"{first['initial_budget'] / n:.2%} / "
-                     f"{first['budget'] / n:.2%} |")
-    if sweep and local_out is not None:
-        index += ["", "Each mixture's report: `reports/<mixture>/report.md`."]
-        with open(path_under(local_out, "report.md"), "w", encoding="utf-8") as fh:
-            fh.write("\n".join(index) + "\n")
-        if not quiet:
-            print("\n".join(index))
