@@ -25,6 +25,7 @@ from smart_spark.core.greedy import FUNCTIONS
 from smart_spark.core.strata import STRATA_MODES
 from smart_spark.core.task_selection import TASK_FNS
 from smart_spark.core.weighting import STRATEGIES, Stage1Settings
+from smart_spark.embed.settings import EncoderSettings
 from smart_spark.errors import SmartError
 from smart_spark.spark.chat import DEFAULT_PROMPT_FROM, PROMPT_FROM
 from smart_spark.spark.reader import INPUT_FORMATS, InputSpec
@@ -221,6 +222,11 @@ class JobConfig:
         names = {f.name for f in dataclasses.fields(Stage1Settings)} - {"stratified"}
         return Stage1Settings(stratified=self.stratum_col is not None,
                               **{name: getattr(self, name) for name in names})
+
+    def encoder_settings(self) -> EncoderSettings:
+        """The encoder settings, for the embedding stages (instances and evaluation prompts alike)."""
+        return EncoderSettings(model=self.model, max_length=self.max_length, batch_size=self.embed_batch_size,
+                               max_tokens=self.embed_max_tokens, device=self.device, precision=self.precision)
 
     def to_json(self) -> str:
         """All settings as a JSON object with sorted keys."""

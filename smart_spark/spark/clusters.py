@@ -23,6 +23,7 @@ from pyspark.sql import Window
 from pyspark.sql import functions as F
 
 from smart_spark.errors import SmartError
+from smart_spark.spark.reader import PROMPT_COLUMN
 from udfs.clusters import ASSIGN_SCHEMA, assign_clusters
 
 if TYPE_CHECKING:
@@ -210,3 +211,16 @@ def clusters_frame(assignments: DataFrame, run_id: str) -> DataFrame:
     """The ``clusters`` table's rows for one run: every row's cluster task, index and cosine to it."""
     return assignments.select(F.lit(run_id).alias("run_id"), "id", "task", "parent_task", "cluster",
                               "similarity")
+
+
+def cluster_into_tasks(spark: SparkSession, prepared: DataFrame, instances: DataFrame, *, k: int, seed: int,
+                       split: bool) -> tuple[DataFrame, Clustering]:
+    """The instances relabelled with their k-means cluster task (persisted; ``instances`` is unpersisted)
+    and the clustering (``split`` False: K over all rows; True: K per labelled task)."""
+    sizes = {r["task"]: int(r["count"]) for r in instances.groupBy("task").count().collect()}
+    clustering = cluster_tasks(spark, instances, k=k, seed=seed, split=split, sizes=sizes, prepared=prepared,
+                               prompt_col=PROMPT_COLUMN)
+    relabelled = relabel(instances, clustering.assignments).persist()
+    relabelled.count()
+    instances.unpersist()
+    return relabelled, clustering

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
     from smart_spark.delta.tables import TableRef
+    from smart_spark.embed.settings import EncoderSettings
 
 #: Columns the ``decontaminated`` table adds after the input's own (and run_id, task, stratum, id).
 MATCH_COLUMNS = ("eval_id", "similarity", "match")
@@ -195,3 +196,22 @@ def eval_embedder(spark: SparkSession, *, model: str | None, cache: TableRef | N
         return out
 
     return embed
+
+
+def remove_contaminated(spark: SparkSession, prepared: DataFrame, instances: DataFrame, eval_frame: DataFrame,
+                        dim: int, *, source: str, threshold: float, encoder: EncoderSettings | None,
+                        cache: TableRef | None) -> tuple[DataFrame, Decontamination]:
+    """The instances that match no evaluation prompt of ``source`` (persisted; ``instances`` is
+    unpersisted) and what was removed. Exact copies are keyed on the prepared prompt (:data:`PROMPT_COLUMN`,
+    whatever it came from: a column, ``--prompt-expr`` or chat turns). ``eval_frame``: from
+    :func:`read_eval_set`; ``dim``: the instances' embedding width; ``encoder``: how the evaluation prompts
+    are embedded (through ``cache``), None when they carry the ``--embedding-col`` themselves."""
+    embed = None if encoder is None else eval_embedder(spark, cache=cache, **encoder.options())
+    evals = load_eval_set(eval_frame, source, embed=embed, dim=dim)
+    kept, removed = decontaminate(instances, prepared, evals, threshold=threshold, prompt_col=PROMPT_COLUMN)
+    kept = kept.drop(KEY_COL).persist()
+    if kept.count() == 0:
+        raise SmartError(f"--decontaminate {source} removed every instance "
+                         f"({removed.removed:,}); raise --decontamination-threshold")
+    instances.unpersist()
+    return kept, removed

@@ -6,6 +6,7 @@ Only M rows (one per task) and the (task, stratum) counts ever reach the driver.
 from __future__ import annotations
 
 import functools
+import logging
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,8 @@ from udfs.task_sums import (
     partial_task_sums,
     task_sums_schema,
 )
+
+log = logging.getLogger(__name__)
 
 
 def validate_embeddings(df: DataFrame, col: str = "embedding", *, flag: str = "--embedding-col") -> int:
@@ -96,3 +99,21 @@ def group_of_tasks(df: DataFrame, group_col: str) -> dict[str, str]:
             raise SmartError(f"--group-col {group_col!r} must hold one non-null value per task; task "
                              f"{r['task']!r} has {r['k']} value(s) and {r['nulls']} null(s)")
     return {r["task"]: r["g"] for r in rows}
+
+
+def families_of(prepared: DataFrame, group_col: str | None, *, required: bool) -> dict[str, str] | None:
+    """Task -> its ``--group-col`` value (M rows to the driver), or None without ``group_col``.
+
+    ``required`` (``--strategy fixed``): one value per task or an error; otherwise the values serve the
+    report's view by family only, and a column that is not one value per task gives None (the report
+    then falls back to task-name prefixes) with a warning.
+    """
+    if not group_col:
+        return None
+    try:
+        return group_of_tasks(prepared, group_col)
+    except SmartError as exc:
+        if required:
+            raise
+        log.warning("report families by task-name prefix instead: %s", exc)
+        return None
