@@ -22,6 +22,7 @@ from pyspark import StorageLevel
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
+from smart_spark.core.greedy import normalize_rows
 from smart_spark.errors import SmartError
 from smart_spark.spark.reader import PROMPT_COLUMN
 from udfs.clusters import ASSIGN_SCHEMA, assign_clusters
@@ -111,7 +112,7 @@ def fit_centres(rows: DataFrame, n_rows: int, *, k: int, seed: int, max_iter: in
 
     if min(k, n_rows) < 2:  # Spark's KMeans needs k >= 2: one row (or K = 1) is one cluster
         first = np.asarray(rows.select("embedding").first()["embedding"], dtype=np.float64)
-        return (first / (np.linalg.norm(first) or 1.0))[None, :]
+        return normalize_rows(first[None, :], zero_rows="keep", dtype=np.float64)
     few = k <= FEW_CLUSTERS
     init_steps = init_steps if init_steps is not None else (INIT_STEPS if few else 2)
     restarts = restarts if restarts is not None else (RESTARTS if few else 1)

@@ -20,9 +20,10 @@ import numpy as np
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
+from smart_spark.core.greedy import normalize_rows
 from smart_spark.errors import SmartError
 from smart_spark.spark.reader import OUTPUT_COLUMNS, PROMPT_COLUMN, InputSpec, embedding_array, read_input
-from udfs.decontaminate import MATCH_SCHEMA, nearest_eval, unit_rows
+from udfs.decontaminate import MATCH_SCHEMA, nearest_eval
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -117,7 +118,7 @@ def load_eval_set(frame: DataFrame, source: str, *, embed: Any, dim: int) -> Eva
         got = "a null embedding" if wrong["embedding"] is None else f"{len(wrong['embedding'])} dimensions"
         raise SmartError(f"--decontaminate {source}: id {wrong['eval_id']!r} has {got}; the instances' "
                          f"embeddings have {dim}")
-    E = unit_rows(np.asarray([r["embedding"] for r in rows], dtype=np.float32))
+    E = normalize_rows(np.asarray([r["embedding"] for r in rows], dtype=np.float32), zero_rows="keep")
     keys: dict[str, int] = {}
     for i, r in enumerate(rows):
         if r["_text"].strip():
