@@ -25,6 +25,7 @@ from smart_spark.core.greedy import FUNCTIONS
 from smart_spark.core.strata import STRATA_MODES
 from smart_spark.core.task_selection import TASK_FNS
 from smart_spark.core.weighting import STRATEGIES, Stage1Settings
+from smart_spark.embed.device import PRECISIONS
 from smart_spark.embed.settings import EncoderSettings
 from smart_spark.errors import SmartError
 from smart_spark.spark.chat import DEFAULT_PROMPT_FROM, PROMPT_FROM
@@ -32,7 +33,6 @@ from smart_spark.spark.reader import INPUT_FORMATS, InputSpec
 
 INSTANCE_FUNCTIONS = (*FUNCTIONS, "random")
 DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "float32", "bfloat16")
 TASK_SOURCES = ("column", "clusters")
 #: A run id: 1-128 letters, digits or ``_.:/-``, starting with a letter or digit (no backslash, space or
 #: control character); :func:`check_run_id` also refuses ``..`` and empty or ``.`` parts between slashes.

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 from smart_spark.errors import SmartError
 
+#: ``--precision`` values: ``auto`` resolves per device (:func:`resolve_precision`).
 PRECISIONS = ("auto", "float32", "bfloat16")
 #: /proc/cpuinfo flags of x86 CPUs whose bfloat16 matrix instructions torch's oneDNN kernels use.
 _NATIVE_BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
@@ -35,6 +34,8 @@ def resolve_device(device: str = "auto") -> str:
     ``cpu``; ``cuda`` is the same but an error without CUDA; ``cpu`` and ``cuda:N`` are kept."""
     if device == "cpu":
         return "cpu"
+    import torch
+
     if device not in ("auto", "cuda") and not device.startswith("cuda:"):
         raise SmartError(f"--device {device!r}: expected auto, cpu or cuda")
     if not torch.cuda.is_available():
@@ -73,6 +74,8 @@ def resolve_precision(precision: str = "auto", device: str = "cpu") -> str:
     """
     if precision not in PRECISIONS:
         raise SmartError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    import torch
+
     on_cuda = device.startswith("cuda")
     native = torch.cuda.is_bf16_supported() if on_cuda else cpu_has_native_bf16()
     if precision == "auto":
@@ -86,6 +89,8 @@ def set_cpu_threads(cpu_threads: int | None = None) -> int:
     """Set torch's intra-op threads: ``cpu_threads`` when given, else inside a Spark task the task's
     cores (``spark.task.cpus``, normally 1, so Spark's cores are not oversubscribed), else unchanged.
     Returns the thread count in effect."""
+    import torch
+
     if cpu_threads is None:
         ctx = task_context()
         if ctx is not None:
