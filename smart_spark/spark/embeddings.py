@@ -21,6 +21,7 @@ from smart_spark.delta import tables as delta_io
 from smart_spark.embed.device import resolve_device, resolve_precision
 from smart_spark.embed.model_folder import embedding_dim, model_id
 from smart_spark.errors import SmartError
+from smart_spark.spark.parallelism import TASKS_PER_SLOT, task_slots
 from smart_spark.spark.progress import describe, watch
 from udfs.embed import embed_udf, executor_precision
 from udfs.text import token_count_udf
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
 _SHA = "__smartspark_text_sha256"
 _TEXT = "__smartspark_text"
 _STORED = "__smartspark_stored_sha256"
-#: Embedding tasks per core slot at most: enough tasks for progress lines, few encoder loads.
-_TASKS_PER_SLOT = 4
 #: Embedding tasks hold at most this many texts (a task buffers a window of texts, and a retried task
 #: redoes its whole partition).
 _TEXTS_PER_TASK = 20_000
@@ -47,14 +46,11 @@ def text_sha256(col: Column | str) -> Column:
 
 
 def _embed_partitions(spark: SparkSession, n_texts: int, batch_size: int) -> int:
-    """Partitions for embedding ``n_texts``: up to :data:`_TASKS_PER_SLOT` per task slot of the cluster
-    (finished tasks are what the progress lines count), but at least ``batch_size`` texts (one full
-    forward pass) per partition, and at most :data:`_TEXTS_PER_TASK` texts per partition."""
-    try:
-        slots = int(spark.sparkContext.defaultParallelism)
-    except Exception:  # Spark Connect has no SparkContext
-        slots = int(spark.conf.get("spark.sql.shuffle.partitions", "200") or 200)
-    wanted = min(_TASKS_PER_SLOT * slots, math.ceil(n_texts / max(1, batch_size)))
+    """Partitions for embedding ``n_texts``: up to :data:`~smart_spark.spark.parallelism.TASKS_PER_SLOT`
+    per task slot of the cluster (finished tasks are what the progress lines count), but at least
+    ``batch_size`` texts (one full forward pass) per partition, and at most :data:`_TEXTS_PER_TASK` texts
+    per partition."""
+    wanted = min(TASKS_PER_SLOT * task_slots(spark), math.ceil(n_texts / max(1, batch_size)))
     return max(1, wanted, math.ceil(n_texts / _TEXTS_PER_TASK))
 
 

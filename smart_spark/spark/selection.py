@@ -37,6 +37,7 @@ from smart_spark.core.stage2_plan import (
     plan_stage2,
     plan_sweep,
 )
+from smart_spark.spark.parallelism import TASKS_PER_SLOT, task_slots
 from udfs import select as udf
 
 _PLAN_SCHEMA = "group_id int, task string, stratum string, budget int, method string, bucket int"
@@ -49,11 +50,7 @@ def _num_partitions(spark: SparkSession, groups: int) -> int:
     with ``spark.sql.shuffle.partitions`` (200 by default) the union of the stage-2 branches ran 400 tasks,
     each starting a Python worker, and AQE does not coalesce them; on 2 cores that cost more than the greedy.
     """
-    try:
-        slots = int(spark.sparkContext.defaultParallelism)
-    except Exception:  # Spark Connect has no SparkContext
-        slots = int(spark.conf.get("spark.sql.shuffle.partitions", "200") or 200) // 4
-    return max(1, min(4 * max(1, slots), groups))
+    return max(1, min(TASKS_PER_SLOT * task_slots(spark), groups))
 
 
 def _hash(seed: int, salt: str) -> Column:
