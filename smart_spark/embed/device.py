@@ -29,6 +29,14 @@ def task_context() -> Any | None:
     return TaskContext.get()
 
 
+def task_gpu() -> str | None:
+    """The address of the GPU Spark assigned to the current task (``spark.task.resource.gpu.amount``),
+    ``None`` outside a Spark task or when it was given none."""
+    ctx = task_context()
+    gpus = ctx.resources().get("gpu") if ctx is not None else None
+    return gpus.addresses[0] if gpus is not None and gpus.addresses else None
+
+
 def resolve_device(device: str = "auto") -> str:
     """``auto`` → ``cuda:<address>`` of the Spark task's assigned GPU, else ``cuda`` when available, else
     ``cpu``; ``cuda`` is the same but an error without CUDA; ``cpu`` and ``cuda:N`` are kept."""
@@ -44,11 +52,8 @@ def resolve_device(device: str = "auto") -> str:
         raise SmartError(f"--device {device}: CUDA is not available on this machine")
     if device.startswith("cuda:"):
         return device
-    ctx = task_context()
-    gpus = ctx.resources().get("gpu") if ctx is not None else None
-    if gpus is not None and gpus.addresses:
-        return f"cuda:{gpus.addresses[0]}"
-    return f"cuda:{torch.cuda.current_device()}"
+    gpu = task_gpu()
+    return f"cuda:{gpu}" if gpu is not None else f"cuda:{torch.cuda.current_device()}"
 
 
 def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
