@@ -27,7 +27,7 @@ from pyspark.sql import SparkSession
 from smart_spark.api.mixture import build_mixture
 from smart_spark.cli.logs import configure_logging, log_level
 from smart_spark.cli.settings import JobConfig, load_config
-from smart_spark.delta import tables as delta_io
+from smart_spark.delta import delta_io
 from smart_spark.errors import SmartError
 from smart_spark.failpoints import InjectedFailure
 from smart_spark.spark.reader import read_input

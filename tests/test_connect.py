@@ -12,7 +12,7 @@ from deltalake import DeltaTable
 from jobs.smart_mixture import run
 from smart_spark.cli.settings import make_config
 from smart_spark.datasets.synthetic import synthetic_table
-from smart_spark.delta import tables as delta_io
+from smart_spark.delta import delta_io
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 COLUMNS = ["task", "stratum", "selection_rank", "id", "selection_gain"]

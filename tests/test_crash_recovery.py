@@ -177,7 +177,7 @@ def test_recover_command(spark, data, tmp_path, capsys):
     """``smart-mixture recover``: a run that stopped beating (in this process: its heartbeat stopped, its
     ``mixture`` committed, no rollback) is left alone while its heartbeat is fresh, and put back after."""
     from jobs.smart_mixture import main
-    from smart_spark.delta import tables as delta_io
+    from smart_spark.delta import delta_io
     from smart_spark.errors import SmartError
     from smart_spark.spark.run_state import RunLedger
 
@@ -210,7 +210,7 @@ def test_recovery_puts_back_the_optional_tables(spark, data, tmp_path):
     """A dead run's rows in ``clusters`` (a table that existed before it) and ``decontaminated`` (one it
     created) are put back too: ``clusters`` as it was, ``decontaminated`` without the dead run's rows."""
     from jobs.smart_mixture import main
-    from smart_spark.delta import tables as delta_io
+    from smart_spark.delta import delta_io
     from smart_spark.spark.run_state import RunLedger
 
     out = tmp_path / "out"

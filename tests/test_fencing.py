@@ -27,8 +27,8 @@ from test_crash_recovery import Driver, rows_of, runs_table
 from jobs.smart_mixture import main, run
 from smart_spark.cli.settings import JobConfig, make_config
 from smart_spark.datasets.synthetic import synthetic_table
-from smart_spark.delta import tables as delta_io
-from smart_spark.delta.tables import Fence
+from smart_spark.delta import delta_io
+from smart_spark.delta.delta_io import Fence
 from smart_spark.errors import SmartError
 from smart_spark.spark.run_state import RunLedger, app_id, driver_gone, process_start, recover, runs_row
 

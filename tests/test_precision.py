@@ -122,7 +122,7 @@ def test_settings_precision_and_max_tokens() -> None:
 def test_cache_keeps_precisions_apart(spark, tmp_path, texts) -> None:
     from deltalake import DeltaTable
 
-    from smart_spark.delta.tables import TableRef
+    from smart_spark.delta.delta_io import TableRef
     from smart_spark.spark.embeddings import embed_with_cache
 
     subset = texts[140:180]  # docstrings and prompts
@@ -168,7 +168,7 @@ def test_auto_keeps_a_float32_cache(spark, tmp_path, texts, monkeypatch) -> None
     """A cache made while ``auto`` meant float32 on CPUs: ``auto`` stays float32 on it (no re-embedding,
     the same vectors, so the same mixture); a cache that also holds bfloat16 vectors gets bfloat16."""
     monkeypatch.setattr(device_module, "cpu_has_native_bf16", lambda: True)  # as on this machine
-    from smart_spark.delta.tables import TableRef
+    from smart_spark.delta.delta_io import TableRef
     from smart_spark.spark.embeddings import embed_with_cache
 
     ref = TableRef(path=str(tmp_path / "embeddings"))

@@ -34,7 +34,7 @@ from pyspark.sql import functions as F
 
 from smart_spark.cli.settings import JobConfig, expand_sweep, make_config
 from smart_spark.core.weighting import weigh_tasks
-from smart_spark.delta import tables as delta_io
+from smart_spark.delta import delta_io
 from smart_spark.errors import SmartError
 from smart_spark.failpoints import failpoint
 from smart_spark.spark.clusters import check_spark_ml, cluster_into_tasks, clusters_frame

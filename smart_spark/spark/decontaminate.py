@@ -28,7 +28,7 @@ from udfs.decontaminate import MATCH_SCHEMA, nearest_eval
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
-    from smart_spark.delta.tables import TableRef
+    from smart_spark.delta.delta_io import TableRef
     from smart_spark.embed.settings import EncoderSettings
 
 #: Columns the ``decontaminated`` table adds after the input's own (and run_id, task, stratum, id).

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
-from smart_spark.delta import tables as delta_io
+from smart_spark.delta import delta_io
 from smart_spark.embed.device import resolve_device, resolve_precision
 from smart_spark.embed.model_folder import embedding_dim, model_id
 from smart_spark.errors import SmartError
@@ -29,7 +29,7 @@ from udfs.text import token_count_udf
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
-    from smart_spark.delta.tables import TableRef
+    from smart_spark.delta.delta_io import TableRef
 
 _SHA = "__smartspark_text_sha256"
 _TEXT = "__smartspark_text"

@@ -13,7 +13,7 @@ from smart_spark.spark.reader import PROMPT_COLUMN, embedding_array
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-    from smart_spark.delta.tables import TableRef
+    from smart_spark.delta.delta_io import TableRef
     from smart_spark.embed.settings import EncoderSettings
 
 

@@ -20,7 +20,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from smart_spark.delta import tables as delta_io
+from smart_spark.delta import delta_io
 from smart_spark.delta.refs import is_table_name
 from smart_spark.errors import SmartError
 from smart_spark.spark import chat
