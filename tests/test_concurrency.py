@@ -14,7 +14,7 @@ import time
 
 import pyarrow.parquet as pq
 import pytest
-from cluster import JobDriver, logs_on_failure, read_table
+from standalone import JobDriver, logs_on_failure, read_table
 
 from jobs.smart_mixture import run
 from smart_spark.cli.settings import make_config

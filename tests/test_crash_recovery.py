@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from cluster import REPO, TABLE_KEYS, canon, kill_pids, read_table, running_in
 from pyspark.sql import functions as F
+from standalone import REPO, TABLE_KEYS, canon, kill_pids, read_table, running_in
 
 from jobs.smart_mixture import run
 from smart_spark.cli.settings import make_config

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 
 import pyarrow.parquet as pq
 import pytest
-from cluster import read_table
+from standalone import read_table
 from test_crash_recovery import Driver, rows_of, runs_table
 
 from jobs.smart_mixture import main, run

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cluster import read_table
+from standalone import read_table
 
 from jobs.smart_mixture import run
 from smart_spark.cli.settings import make_config

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from cluster import TABLE_KEYS, JobDriver, canon, logs_on_failure, read_table, snapshot
+from standalone import TABLE_KEYS, JobDriver, canon, logs_on_failure, read_table, snapshot
 
 from jobs.smart_mixture import run
 from smart_spark.cli.settings import make_config

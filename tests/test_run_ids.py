@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from cluster import read_table
+from standalone import read_table
 
 from jobs.smart_mixture import main, run
 from smart_spark.cli.settings import check_run_id, expand_sweep, make_config

@@ -7,7 +7,7 @@ injected by pid: :meth:`StandaloneCluster.kill_worker` SIGKILLs a Worker JVM and
 SIGKILLs the Python workers (children of ``pyspark.daemon``) of one executor. :meth:`stop` kills every
 process the cluster started (and their descendants) by pid.
 
-``JobDriver``: ``python tests/cluster.py SPEC.json`` in a subprocess. The driver builds its own
+``JobDriver``: ``python tests/standalone.py SPEC.json`` in a subprocess. The driver builds its own
 SparkSession (master and conf from the spec), then runs the job (:func:`jobs.smart_mixture.run`) once per
 phase, printing ``SMARTTEST START <phase>`` / ``SMARTTEST DONE <phase> <summary JSON>`` (or ``SMARTTEST
 FAILED <phase> <error>``) lines; its Spark log (stderr) goes to ``driver.log``. With ``sample_python`` it
@@ -323,7 +323,7 @@ class StandaloneCluster:
 
 
 class JobDriver:
-    """``python tests/cluster.py SPEC`` in a subprocess; its stdout lines collected by a thread."""
+    """``python tests/standalone.py SPEC`` in a subprocess; its stdout lines collected by a thread."""
 
     def __init__(self, root: Path, spec: dict, *, env: dict[str, str] | None = None) -> None:
         self.root = Path(root)
