@@ -1,4 +1,4 @@
-"""Spark side of stage 1: embedding checks, per-task mean embeddings and group sizes.
+"""Spark side of stage 1: embedding checks, per-task mean embeddings, group sizes and the tasks' families.
 
 Only M rows (one per task) and the (task, stratum) counts ever reach the driver.
 """
