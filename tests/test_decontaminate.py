@@ -23,12 +23,12 @@ import pyarrow.parquet as pq
 import pytest
 from standalone import canon, read_table, snapshot
 
-from jobs.smart_mixture import run
 from smart_spark.cli.settings import make_config
 from smart_spark.core.greedy import normalize_rows
 from smart_spark.errors import SmartError
 from smart_spark.failpoints import InjectedFailure
-from udfs.decontaminate import best_matches, nearest_eval
+from smart_spark.jobs.smart_mixture import run
+from smart_spark.udfs.decontaminate import best_matches, nearest_eval
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXACT = 10

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.smart_mixture import main
 from smart_spark.delta.refs import (
     TableRef,
     is_schema,
@@ -20,6 +19,7 @@ from smart_spark.delta.refs import (
     table_ref,
 )
 from smart_spark.errors import SmartError
+from smart_spark.jobs.smart_mixture import main
 from smart_spark.spark.reader import detect_format
 
 

@@ -152,7 +152,7 @@ def test_cache_keeps_precisions_apart(spark, tmp_path, texts) -> None:
 @pytest.mark.spark
 def test_auto_precision_resolved_by_an_executor(spark) -> None:
     from smart_spark.spark.embeddings import job_precision
-    from udfs.embed import executor_precision
+    from smart_spark.udfs.embed import executor_precision
 
     auto = "bfloat16" if cpu_has_native_bf16() else "float32"
     assert executor_precision(spark, "auto", "cpu") == auto  # what a cluster run asks one task

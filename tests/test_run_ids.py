@@ -16,13 +16,13 @@ import pyarrow.parquet as pq
 import pytest
 from standalone import read_table
 
-from jobs.smart_mixture import main, run
 from smart_spark.cli.settings import check_run_id, expand_sweep, make_config
 from smart_spark.datasets.synthetic import synthetic_table
 from smart_spark.delta import delta_io
 from smart_spark.delta.refs import path_under
 from smart_spark.errors import SmartError
 from smart_spark.export.shards import ExportOptions, export_mixture
+from smart_spark.jobs.smart_mixture import main, run
 from smart_spark.report.markdown import write_report
 from smart_spark.report.run import write_reports
 

@@ -39,8 +39,8 @@ from standalone import (
     status_kib,
 )
 
-from jobs.smart_mixture import run
 from smart_spark.cli.settings import make_config
+from smart_spark.jobs.smart_mixture import run
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from smart_spark.core.greedy import normalize_rows
-from udfs.decontaminate import list_matrix
+from smart_spark.udfs.decontaminate import list_matrix
 
 #: The Spark schema (DDL) of the rows :func:`assign_clusters` yields: one per input row.
 ASSIGN_SCHEMA = "id string, parent string, cluster int, similarity double"

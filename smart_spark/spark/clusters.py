@@ -7,7 +7,7 @@ deterministically before fitting (hash-partitioned by id into a number of
 partitions that depends only on the row count, sorted by id inside each), so k-means||'s per-partition
 sampling, and with it the clusters, is the same for the same input, config and seed whatever the file
 layout, shuffle partitions or executor count. Every row is then assigned to its nearest centre on the
-executors (:mod:`udfs.clusters`); only the centres and three prompts per cluster reach the driver.
+executors (:mod:`smart_spark.udfs.clusters`); only the centres and three prompts per cluster reach the driver.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pyspark.sql import functions as F
 from smart_spark.core.greedy import normalize_rows
 from smart_spark.errors import SmartError
 from smart_spark.spark.reader import PROMPT_COLUMN
-from udfs.clusters import ASSIGN_SCHEMA, assign_clusters
+from smart_spark.udfs.clusters import ASSIGN_SCHEMA, assign_clusters
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

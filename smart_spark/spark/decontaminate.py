@@ -1,13 +1,13 @@
 """Semantic decontamination: remove every instance whose prompt is a near copy of an evaluation prompt.
 
-The evaluation prompts (a table or file with an id and a prompt column) are embedded with the job's
-encoder through the same Delta cache (or, with ``--embedding-col``, carry that column themselves). Their
-(m, d) unit embeddings go to the executors with the search function (:mod:`udfs.decontaminate`), which
-compares each partition's instances in blocked matrix products: only the matches leave the executors.
-An instance is removed when its cosine to some evaluation prompt is at least the threshold, or when its
-normalised prompt text (trimmed, whitespace runs collapsed, lower case) hashes like one (an exact copy,
-caught whatever the threshold). The evaluation set is held whole on the driver and in every task:
-meant for benchmark test sets (10^4-10^5 prompts; 50,000 x 384 floats are 77 MB).
+The evaluation prompts (a table or file with an id and a prompt column) are embedded with the job's encoder
+through the same Delta cache (or, with ``--embedding-col``, carry that column themselves). Their (m, d) unit
+embeddings go to the executors with the search function (:mod:`smart_spark.udfs.decontaminate`), which
+compares each partition's instances in blocked matrix products: only the matches leave the executors. An
+instance is removed when its cosine to some evaluation prompt is at least the threshold, or when its
+normalised prompt text (trimmed, whitespace runs collapsed, lower case) hashes like one (an exact copy, caught
+whatever the threshold). The evaluation set is held whole on the driver and in every task: meant for benchmark
+test sets (10^4-10^5 prompts; 50,000 x 384 floats are 77 MB).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pyspark.sql import functions as F
 from smart_spark.core.greedy import normalize_rows
 from smart_spark.errors import SmartError
 from smart_spark.spark.reader import OUTPUT_COLUMNS, PROMPT_COLUMN, InputSpec, embedding_array, read_input
-from udfs.decontaminate import MATCH_SCHEMA, nearest_eval
+from smart_spark.udfs.decontaminate import MATCH_SCHEMA, nearest_eval
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession

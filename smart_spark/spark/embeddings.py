@@ -23,8 +23,8 @@ from smart_spark.embed.model_folder import embedding_dim, model_id
 from smart_spark.errors import SmartError
 from smart_spark.spark.parallelism import TASKS_PER_SLOT, task_slots
 from smart_spark.spark.progress import describe, watch
-from udfs.embed import embed_udf, executor_precision
-from udfs.text import token_count_udf
+from smart_spark.udfs.embed import embed_udf, executor_precision
+from smart_spark.udfs.text import token_count_udf
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession

@@ -196,7 +196,7 @@ def _prompt_column(df: DataFrame, config: InputSpec, embeds: bool) -> tuple[Data
         if not embeds:
             return df, None
         from smart_spark.embed.encoder import has_chat_template
-        from udfs.text import chat_template_udf
+        from smart_spark.udfs.text import chat_template_udf
 
         if not has_chat_template(config.model):
             raise SmartError(f"--prompt-from chat_template: the tokenizer of --model "

@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from smart_spark.errors import SmartError
-from udfs.task_sums import (
+from smart_spark.udfs.task_sums import (
     CHECKS_SCHEMA,
     SCALE,
     combine_partition_sums,
@@ -31,8 +31,9 @@ def validate_embeddings(df: DataFrame, col: str = "embedding", *, flag: str = "-
 
     Raises :class:`SmartError` naming the problem, how many rows have it and the smallest such id.
     """
-    # One vectorised pass over Arrow batches (udfs.task_sums.embedding_checks), one row per partition:
-    # Spark SQL's higher-order functions (exists/forall) over every element are interpreted, ~10x slower.
+    # One vectorised pass over Arrow batches (smart_spark.udfs.task_sums.embedding_checks), one row per
+    # partition: Spark SQL's higher-order functions (exists/forall) over every element are interpreted,
+    # ~10x slower.
     partials = df.select(F.col("id"), F.col(col)).mapInArrow(
         functools.partial(embedding_checks, embedding_col=col, id_col="id"), CHECKS_SCHEMA
     ).collect()
