@@ -7,7 +7,9 @@ setup(
     version="0.1.0",
     description="SMART (submodular data mixtures for instruction tuning) as a Spark job writing Delta tables",
     python_requires=">=3.10",
-    packages=find_packages(include=["smart_spark", "smart_spark.*", "udfs", "jobs"]),
+    # smart_spark/jobs and smart_spark/udfs link to the repository's jobs/ and udfs/ (docs/architecture.md):
+    # the wheel holds them as smart_spark.jobs and smart_spark.udfs, and no top-level jobs or udfs.
+    packages=find_packages(include=["smart_spark", "smart_spark.*"]),
     package_data={"smart_spark": ["py.typed", "spark/log4j2.properties"]},
     install_requires=[
         "pyspark==4.2.0",
@@ -25,8 +27,8 @@ setup(
     ],
     entry_points={
         "console_scripts": [
-            "smart-mixture = jobs.smart_mixture:cli",
-            "smart-export = jobs.export_mixture:cli",
+            "smart-mixture = smart_spark.jobs.smart_mixture:cli",
+            "smart-export = smart_spark.jobs.export_mixture:cli",
         ],
     },
     extras_require={

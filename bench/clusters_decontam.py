@@ -33,10 +33,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from pyspark.sql import SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
+from smart_spark.core.greedy import normalize_rows  # noqa: E402
 from smart_spark.spark.clusters import ASSIGN_SCHEMA, assign_clusters, fit_centres  # noqa: E402
 from smart_spark.spark.decontaminate import EvalSet, find_matches  # noqa: E402
 from smart_spark.spark.session import get_spark  # noqa: E402
-from udfs.decontaminate import unit_rows  # noqa: E402
 
 DIM = 384
 
@@ -44,7 +44,7 @@ DIM = 384
 def write_rows(path: str, rows: int, groups: int, seed: int) -> np.ndarray:
     """Write ``rows`` (id, embedding) rows to ``path`` in 50,000-row files; return 1% of them (copies)."""
     rng = np.random.default_rng(seed)
-    centres = unit_rows(rng.normal(size=(groups, DIM)))
+    centres = normalize_rows(rng.normal(size=(groups, DIM)))
     os.makedirs(path, exist_ok=True)
     sample = []
     for start in range(0, rows, 50_000):
@@ -127,7 +127,7 @@ def run_size(spark: SparkSession, folder: str, rows: int, args) -> dict[str, flo
     planted = copies[rng.choice(len(copies), min(len(copies), args.evals // 100), replace=False)]
     fresh = rng.normal(size=(args.evals - len(planted), DIM)).astype(np.float32)
     evals = EvalSet(ids=[f"e{i:06d}" for i in range(args.evals)], prompts=[""] * args.evals,
-                    embeddings=unit_rows(np.concatenate([planted, fresh])))
+                    embeddings=normalize_rows(np.concatenate([planted, fresh])))
     df = spark.read.parquet(f"{folder}/rows-{rows}")
     out = {}
     matches, out["decontaminate"] = timed(

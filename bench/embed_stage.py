@@ -101,7 +101,7 @@ def write_vectors(work: Path, text_input: Path, output: str) -> Path:
 
 
 def run_st(work: Path, threads: int) -> float:
-    from smart_spark.embed.encoder import default_model_path
+    from smart_spark.embed.model_folder import default_model_path
 
     out = subprocess.run([sys.executable, "-c", ST_SCRIPT, str(work / "texts.json"), default_model_path(),
                           str(threads)], capture_output=True, text=True, check=True)

@@ -146,8 +146,9 @@ def main() -> None:
     from sentence_transformers import SentenceTransformer
     from transformers import AutoTokenizer
 
-    from smart_spark.embed.encoder import cpu_has_native_bf16, resolve_model_path
-    from udfs.embed import embed_udf
+    from smart_spark.embed.device import cpu_has_native_bf16
+    from smart_spark.embed.model_folder import resolve_model_path
+    from smart_spark.udfs.embed import embed_udf
 
     sides = [s.strip() for s in args.sides.split(",") if s.strip()]
     if sides[0] != "ref":

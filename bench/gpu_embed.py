@@ -243,7 +243,7 @@ def main() -> None:
     import pandas as pd
     import torch
 
-    from smart_spark.embed.encoder import default_model_path
+    from smart_spark.embed.model_folder import default_model_path
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("no CUDA device: run with --device cpu (and --smoke) to check the script")

@@ -33,7 +33,7 @@ def main() -> None:
         raise SystemExit(__doc__)
     if sys.argv[1] == "pack":
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        from smart_spark.embed.encoder import default_model_path
+        from smart_spark.embed.model_folder import default_model_path
 
         convert(default_model_path(), sys.argv[2], "float16")
     else:

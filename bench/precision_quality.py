@@ -64,7 +64,7 @@ def from_cache(path: str, texts: list[str]) -> np.ndarray | None:
 
     from deltalake import DeltaTable
 
-    from smart_spark.embed.encoder import model_id
+    from smart_spark.embed.model_folder import model_id
 
     table = DeltaTable(path).to_pyarrow_table(columns=["model", "text_sha256", "embedding"]).to_pylist()
     key = model_id(None, 256)
@@ -81,7 +81,7 @@ def run_jobs(parquet: str, columns: tuple[str, ...], out: str, instances: str) -
     argvs = [["--config", str(ROOT / "conf" / "sample.yaml"), "--input", parquet, "--input-format", "parquet",
               "--embedding-col", column, "--output", os.path.join(out, column), "--num-instances", instances,
               "--run-id", column, "--no-report"] for column in columns]
-    code = ("import sys; sys.path.insert(0, 'jobs'); from smart_mixture import main\n"
+    code = ("from smart_spark.jobs.smart_mixture import main\n"
             f"for argv in {argvs!r}:\n    assert main(argv) == 0, argv\n")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=str(ROOT))

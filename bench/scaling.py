@@ -13,13 +13,14 @@ subprocess (a fresh JVM each) with the job's own flags::
     --input <n>.parquet --output <tmp> --embedding-col embedding --id-col id --stratum-col template_type
     --strata flan --num-instances <n/10> --no-report
 
-The subprocess is this file with ``--child``: it parses those flags with the job's ``load_config``,
-starts ``local[cores]`` with ``spark.driver.memory`` (``--driver-memory``), calls ``jobs.smart_mixture.run``
-and prints the returned summary (``stage_seconds``) and its own ``ru_maxrss`` (the Python driver's peak).
-Meanwhile this process samples, every 0.25 s, ``VmHWM`` (peak resident set) of every process under the
-child: the JVM, and the ``pyspark.daemon`` Python workers (largest single worker, and the largest sum of
-the workers' VmRSS at one instant), and the CPU seconds (user + system) of that whole process tree: on a
-shared machine wall times move with other load, CPU seconds much less, so the growth of both is printed.
+The subprocess is this file with ``--child``: it parses those flags with the job's ``load_config``, starts
+``local[cores]`` with ``spark.driver.memory`` (``--driver-memory``), calls
+``smart_spark.jobs.smart_mixture.run`` and prints the returned summary (``stage_seconds``) and its own
+``ru_maxrss`` (the Python driver's peak). Meanwhile this process samples, every 0.25 s, ``VmHWM`` (peak
+resident set) of every process under the child: the JVM, and the ``pyspark.daemon`` Python workers (largest
+single worker, and the largest sum of the workers' VmRSS at one instant), and the CPU seconds (user + system)
+of that whole process tree: on a shared machine wall times move with other load, CPU seconds much less, so the
+growth of both is printed.
 
 Printed per size: seconds per stage, the run's total (``run`` only, without the JVM start) and the
 child's wall time; peak memory; then the growth per doubling of n: t(2n) / t(n) (target <= 2.2x) in total
@@ -50,8 +51,8 @@ MARKER = "SCALING_RESULT "
 
 def child(argv: list[str], cores: int, driver_memory: str, extra_conf: list[str]) -> None:
     """Run the job once in this process (fresh JVM) and print its summary on a MARKER line."""
-    from jobs.smart_mixture import run
     from smart_spark.cli.settings import load_config
+    from smart_spark.jobs.smart_mixture import run
     from smart_spark.spark.session import get_spark
 
     config = load_config(argv)

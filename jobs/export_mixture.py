@@ -83,7 +83,7 @@ def check_finished(spark: SparkSession, output: str, run_id: str) -> None:
     A run without a ``runs`` row (a ``mixture`` table written by other means) is not refused."""
     from pyspark.sql import functions as F
 
-    from smart_spark.delta import tables as delta_io
+    from smart_spark.delta import delta_io
     from smart_spark.spark.run_state import ABANDONED, RUNNING
 
     runs = delta_io.output_tables(output)["runs"]

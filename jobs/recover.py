@@ -22,7 +22,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from smart_spark.cli.logs import configure_logging
 from smart_spark.cli.settings import JobConfig
-from smart_spark.delta import tables as delta_io
+from smart_spark.delta import delta_io
 from smart_spark.errors import SmartError
 from smart_spark.spark.run_state import create_succeeded_view, recover
 from smart_spark.spark.session import get_spark

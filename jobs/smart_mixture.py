@@ -27,7 +27,7 @@ from pyspark.sql import SparkSession
 from smart_spark.api.mixture import build_mixture
 from smart_spark.cli.logs import configure_logging, log_level
 from smart_spark.cli.settings import JobConfig, load_config
-from smart_spark.delta import tables as delta_io
+from smart_spark.delta import delta_io
 from smart_spark.errors import SmartError
 from smart_spark.failpoints import InjectedFailure
 from smart_spark.spark.reader import read_input
@@ -67,11 +67,11 @@ def run(spark: SparkSession, config: JobConfig) -> dict:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse flags, run, and turn any failure into one clear stderr line and a non-zero status.
 
-    ``recover --output OUT`` instead puts back unfinished runs and exits (:mod:`jobs.recover`).
+    ``recover --output OUT`` instead puts back unfinished runs and exits (:mod:`smart_spark.jobs.recover`).
     """
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["recover"]:
-        from jobs.recover import main as recover_main
+        from smart_spark.jobs.recover import main as recover_main
 
         return recover_main(args[1:])
     try:

@@ -14,9 +14,9 @@ import pytest
 from deltalake import DeltaTable
 
 import smart_spark
-from jobs.smart_mixture import run
 from smart_spark.api import mixture as api
 from smart_spark.cli.settings import make_config
+from smart_spark.jobs.smart_mixture import run
 
 pytestmark = pytest.mark.spark
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -16,11 +16,14 @@ import grimp
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("smart_spark", "udfs", "jobs")
+#: Import names of the code: the repository's jobs/ and udfs/ are smart_spark.jobs and smart_spark.udfs.
+PACKAGES = ("smart_spark",)
+#: Where the code lies (smart_spark/jobs and smart_spark/udfs are links to the last two).
+FOLDERS = ("smart_spark", "udfs", "jobs")
 
 
-def _sources() -> list[Path]:
-    return sorted(p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py"))
+def _sources(folders: tuple[str, ...] = FOLDERS) -> list[Path]:
+    return sorted({p.resolve() for folder in folders for p in (ROOT / folder).rglob("*.py")})
 
 
 def test_layer_contract_holds() -> None:
@@ -72,3 +75,26 @@ def test_core_names_no_command_line_flags() -> None:
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and flag.search(node.value):
                 found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {flag.search(node.value).group()}")
     assert not found, found
+
+
+def test_jobs_and_udfs_are_folders_linked_into_the_package() -> None:
+    """The repository keeps jobs/ and udfs/ (spark-submit jobs/smart_mixture.py); the package reaches them
+    through relative links, so a checkout, an editable install and the wheel import the same names."""
+    for name in ("jobs", "udfs"):
+        link = ROOT / "smart_spark" / name
+        assert link.is_symlink() and str(link.readlink()) == f"../{name}", link
+        assert link.resolve() == (ROOT / name).resolve() and (ROOT / name / "__init__.py").is_file()
+
+
+def test_nothing_imports_top_level_jobs_or_udfs() -> None:
+    """Installed, there is no top-level ``jobs`` or ``udfs``: code, tests and benchmarks import
+    ``smart_spark.jobs`` / ``smart_spark.udfs`` (lint-imports checks the package; this the rest too)."""
+    offences = []
+    for path in _sources((*FOLDERS, "tests", "bench", "scripts")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level
+                     else [])
+            offences += [f"{path.relative_to(ROOT)}:{node.lineno}: {n}" for n in names
+                         if n.split(".")[0] in ("jobs", "udfs")]
+    assert not offences, "import smart_spark.jobs / smart_spark.udfs instead:\n" + "\n".join(offences)

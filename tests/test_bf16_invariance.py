@@ -128,7 +128,7 @@ def test_bfloat16_through_spark_independent_of_partitioning_and_cache(spark, tmp
     """The same texts through the embedding cache: alone in one partition, then (another cache) among
     2,000 others in 7 partitions after those others were cached first: the same vectors, and those of
     the in-process encoder."""
-    from smart_spark.delta.tables import TableRef
+    from smart_spark.delta.delta_io import TableRef
     from smart_spark.spark.embeddings import embed_with_cache
 
     def embed(texts: list[str], parts: int, cache: str) -> dict[str, np.ndarray]:

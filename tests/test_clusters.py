@@ -21,12 +21,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from cluster import canon, read_table, snapshot
+from standalone import canon, read_table, snapshot
 
-from jobs.smart_mixture import run
 from smart_spark.cli.settings import make_config
 from smart_spark.errors import SmartError
 from smart_spark.failpoints import InjectedFailure
+from smart_spark.jobs.smart_mixture import run
 from smart_spark.spark.clusters import cluster_name, fit_rows
 
 GROUPS, PER_GROUP, DIM = 8, 300, 32

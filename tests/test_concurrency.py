@@ -14,11 +14,11 @@ import time
 
 import pyarrow.parquet as pq
 import pytest
-from cluster import JobDriver, logs_on_failure, read_table
+from standalone import JobDriver, logs_on_failure, read_table
 
-from jobs.smart_mixture import run
 from smart_spark.cli.settings import make_config
 from smart_spark.datasets.synthetic import synthetic_table
+from smart_spark.jobs.smart_mixture import run
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 

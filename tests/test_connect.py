@@ -9,10 +9,10 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from jobs.smart_mixture import run
 from smart_spark.cli.settings import make_config
 from smart_spark.datasets.synthetic import synthetic_table
-from smart_spark.delta import tables as delta_io
+from smart_spark.delta import delta_io
+from smart_spark.jobs.smart_mixture import run
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 COLUMNS = ["task", "stratum", "selection_rank", "id", "selection_gain"]

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from cluster import REPO, TABLE_KEYS, canon, kill_pids, read_table, running_in
 from pyspark.sql import functions as F
+from standalone import REPO, TABLE_KEYS, canon, kill_pids, read_table, running_in
 
-from jobs.smart_mixture import run
 from smart_spark.cli.settings import make_config
 from smart_spark.datasets.synthetic import synthetic_table
+from smart_spark.jobs.smart_mixture import run
 
 pytestmark = pytest.mark.spark
 
@@ -176,9 +176,9 @@ def test_slow_driver_is_not_put_back(spark, data, tmp_path):
 def test_recover_command(spark, data, tmp_path, capsys):
     """``smart-mixture recover``: a run that stopped beating (in this process: its heartbeat stopped, its
     ``mixture`` committed, no rollback) is left alone while its heartbeat is fresh, and put back after."""
-    from jobs.smart_mixture import main
-    from smart_spark.delta import tables as delta_io
+    from smart_spark.delta import delta_io
     from smart_spark.errors import SmartError
+    from smart_spark.jobs.smart_mixture import main
     from smart_spark.spark.run_state import RunLedger
 
     out = tmp_path / "out"
@@ -209,8 +209,8 @@ def test_recover_command(spark, data, tmp_path, capsys):
 def test_recovery_puts_back_the_optional_tables(spark, data, tmp_path):
     """A dead run's rows in ``clusters`` (a table that existed before it) and ``decontaminated`` (one it
     created) are put back too: ``clusters`` as it was, ``decontaminated`` without the dead run's rows."""
-    from jobs.smart_mixture import main
-    from smart_spark.delta import tables as delta_io
+    from smart_spark.delta import delta_io
+    from smart_spark.jobs.smart_mixture import main
     from smart_spark.spark.run_state import RunLedger
 
     out = tmp_path / "out"

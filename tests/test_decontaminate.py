@@ -21,13 +21,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from cluster import canon, read_table, snapshot
+from standalone import canon, read_table, snapshot
 
-from jobs.smart_mixture import run
 from smart_spark.cli.settings import make_config
+from smart_spark.core.greedy import normalize_rows
 from smart_spark.errors import SmartError
 from smart_spark.failpoints import InjectedFailure
-from udfs.decontaminate import best_matches, nearest_eval, unit_rows
+from smart_spark.jobs.smart_mixture import run
+from smart_spark.udfs.decontaminate import best_matches, nearest_eval
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXACT = 10
@@ -38,7 +39,7 @@ TABLES = ("mixture", "task_weights", "runs", "decontaminated")
 
 def test_blocked_search_matches_brute_force():
     rng = np.random.default_rng(0)
-    X, E = unit_rows(rng.normal(size=(300, 16))), unit_rows(rng.normal(size=(50, 16)))
+    X, E = normalize_rows(rng.normal(size=(300, 16))), normalize_rows(rng.normal(size=(50, 16)))
     best, arg = best_matches(X, E, block_rows=64, block_evals=7)
     S = X @ E.T
     assert np.array_equal(arg, S.argmax(axis=1))

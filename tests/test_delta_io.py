@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
-from smart_spark.delta import tables as delta_io
+from smart_spark.delta import delta_io
 from smart_spark.errors import SmartError
 from smart_spark.spark.session import get_spark
 

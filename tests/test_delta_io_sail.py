@@ -16,7 +16,7 @@ import pytest
 from deltalake import DeltaTable
 from pyspark.errors.exceptions.connect import AnalysisException, IllegalArgumentException
 
-from smart_spark.delta import tables as delta_io
+from smart_spark.delta import delta_io
 from smart_spark.errors import SmartError
 
 pytestmark = pytest.mark.spark

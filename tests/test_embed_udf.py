@@ -1,4 +1,4 @@
-"""udfs.embed in a local Spark session: same vectors as the in-process encoder, row for row."""
+"""smart_spark.udfs.embed in a local Spark session: same vectors as the in-process encoder, row for row."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from smart_spark.embed.encoder import load_encoder, token_counts  # noqa: E402
-from udfs.embed import embed_udf, embeddings_to_arrow  # noqa: E402
+from smart_spark.udfs.embed import embed_udf, embeddings_to_arrow  # noqa: E402
 
 pytestmark = pytest.mark.spark
 

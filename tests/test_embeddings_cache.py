@@ -11,9 +11,10 @@ from pyspark.sql import functions as F
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from smart_spark.delta import tables as delta_io  # noqa: E402
-from smart_spark.delta.tables import TableRef  # noqa: E402
-from smart_spark.embed.encoder import load_encoder, model_id, token_counts  # noqa: E402
+from smart_spark.delta import delta_io  # noqa: E402
+from smart_spark.delta.delta_io import TableRef  # noqa: E402
+from smart_spark.embed.encoder import load_encoder, token_counts  # noqa: E402
+from smart_spark.embed.model_folder import model_id  # noqa: E402
 from smart_spark.errors import SmartError  # noqa: E402
 from smart_spark.spark.embeddings import embed_with_cache, text_sha256  # noqa: E402
 

@@ -16,13 +16,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import sentence_transformers as st  # noqa: E402  (the oracle: a test dependency, in setup.py's test extra)
 
 from smart_spark.datasets.real_text import python_doc_paragraphs  # noqa: E402
-from smart_spark.embed.encoder import (  # noqa: E402
-    Encoder,
-    default_model_path,
-    load_encoder,
-    model_id,
-    pad_rows,
-)
+from smart_spark.embed.batches import pad_rows  # noqa: E402
+from smart_spark.embed.encoder import Encoder, load_encoder  # noqa: E402
+from smart_spark.embed.model_folder import default_model_path, model_id  # noqa: E402
 from smart_spark.errors import SmartError  # noqa: E402
 
 LONG = "The quick brown fox jumps over the lazy dog near the riverbank. " * 60  # ~800 tokens

@@ -9,10 +9,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from jobs.export_mixture import main
-from smart_spark.delta import tables as delta_io
+from smart_spark.delta import delta_io
 from smart_spark.errors import SmartError
 from smart_spark.export.shards import ExportOptions, export_mixture, shard_name, shard_sizes
+from smart_spark.jobs.export_mixture import main
 
 pytestmark = pytest.mark.spark
 

@@ -21,15 +21,15 @@ from datetime import datetime, timezone
 
 import pyarrow.parquet as pq
 import pytest
-from cluster import read_table
+from standalone import read_table
 from test_crash_recovery import Driver, rows_of, runs_table
 
-from jobs.smart_mixture import main, run
 from smart_spark.cli.settings import JobConfig, make_config
 from smart_spark.datasets.synthetic import synthetic_table
-from smart_spark.delta import tables as delta_io
-from smart_spark.delta.tables import Fence
+from smart_spark.delta import delta_io
+from smart_spark.delta.delta_io import Fence
 from smart_spark.errors import SmartError
+from smart_spark.jobs.smart_mixture import main, run
 from smart_spark.spark.run_state import RunLedger, app_id, driver_gone, process_start, recover, runs_row
 
 pytestmark = pytest.mark.spark
@@ -223,7 +223,7 @@ def test_taken_over_attempt_stops_beating_and_commits_nothing(spark, data, tmp_p
 
 
 def test_export_refuses_unfinished_runs(spark, data, tmp_path, capsys):
-    from jobs.export_mixture import main as export_main
+    from smart_spark.jobs.export_mixture import main as export_main
 
     out = tmp_path / "out"
     refs = delta_io.output_tables(str(out))

@@ -375,3 +375,16 @@ def test_normalize_rows_is_float32_unit_and_handles_huge_values() -> None:
     assert Xn.dtype == np.float32
     np.testing.assert_allclose(Xn, [[0.6, 0.8], [2**-0.5, 2**-0.5], [-1.0, 0.0]], rtol=1e-7)
     assert normalize_rows(np.array([[1, 2]], dtype=np.int64)).dtype == np.float32
+
+
+def test_normalize_rows_may_keep_zero_rows_and_give_float64() -> None:
+    """The one row normaliser of the code base: the greedy's (zero rows refused, float32), the searches'
+    (zero rows kept: cosine 0 to everything) and the fixed-point task sums' (float64)."""
+    X = np.array([[3.0, 4.0], [0.0, 0.0], [1e-200, 0.0]], dtype=np.float64)
+    kept = normalize_rows(X, zero_rows="keep", dtype=np.float64)
+    assert kept.dtype == np.float64
+    np.testing.assert_array_equal(kept, [[0.6, 0.8], [0.0, 0.0], [1.0, 0.0]])
+    with pytest.raises(SmartError, match="row 1 is all zeros"):
+        normalize_rows(X)
+    with pytest.raises(SmartError, match="row 0 has a NaN"):
+        normalize_rows(np.array([[np.nan, 1.0]]), zero_rows="keep")

@@ -9,7 +9,7 @@ import torch
 from smart_spark.core import greedy_torch
 from smart_spark.core.greedy import fl_kernel, greedy_select, normalize_rows
 from smart_spark.errors import SmartError
-from udfs.select import fl_device
+from smart_spark.udfs.select import fl_device
 
 
 def _data(kind: str, n: int, d: int, seed: int) -> np.ndarray:

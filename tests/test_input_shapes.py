@@ -12,11 +12,11 @@ import shutil
 import pytest
 from deltalake import DeltaTable
 
-from jobs.export_mixture import main as export_main
-from jobs.smart_mixture import run
 from smart_spark.cli.settings import make_config
-from smart_spark.embed.encoder import default_model_path
+from smart_spark.embed.model_folder import default_model_path
 from smart_spark.errors import SmartError
+from smart_spark.jobs.export_mixture import main as export_main
+from smart_spark.jobs.smart_mixture import run
 from smart_spark.spark.reader import PROMPT_COLUMN, InputSpec, prepare
 
 pytestmark = pytest.mark.spark

@@ -13,7 +13,6 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from jobs.smart_mixture import run
 from smart_spark import mixture_budgets, partitioned_greedy_select
 from smart_spark.cli.settings import make_config
 from smart_spark.core.greedy import normalize_rows
@@ -21,6 +20,7 @@ from smart_spark.core.hashing import RANDOM_SALT, hash_order
 from smart_spark.core.strata import split_strata
 from smart_spark.core.task_selection import select_tasks
 from smart_spark.datasets.synthetic import synthetic_table
+from smart_spark.jobs.smart_mixture import run
 
 pytestmark = pytest.mark.spark
 

@@ -16,11 +16,13 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
-from jobs.export_mixture import main as export_main
-from jobs.smart_mixture import run
 from smart_spark.cli.settings import make_config
 from smart_spark.errors import SmartError
-from smart_spark.report.markdown import MAX_CHART_TASKS, MAX_LISTED_UNSELECTED, build_report, format_console
+from smart_spark.jobs.export_mixture import main as export_main
+from smart_spark.jobs.smart_mixture import run
+from smart_spark.report.chart import MAX_CHART_TASKS
+from smart_spark.report.console import format_console
+from smart_spark.report.markdown import MAX_LISTED_UNSELECTED, build_report
 
 pytestmark = pytest.mark.spark
 

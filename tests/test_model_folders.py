@@ -17,7 +17,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from safetensors.torch import load_file, save_file  # noqa: E402
 from sentence_transformers.sentence_transformer.modules import Dense  # noqa: E402
 
-from smart_spark.embed.encoder import default_model_path, load_encoder, model_id  # noqa: E402
+from smart_spark.embed.encoder import load_encoder  # noqa: E402
+from smart_spark.embed.model_folder import default_model_path, model_id  # noqa: E402
 from smart_spark.errors import SmartError  # noqa: E402
 
 TEXTS = ["Translate into French: the cat sleeps.", "What is 2 + 2?", "", "a haiku about autumn leaves"]
@@ -170,7 +171,7 @@ def test_dense_weights_that_do_not_fit_are_an_error_naming_the_keys(tmp_path: Pa
     with pytest.raises(SmartError) as err:
         load_encoder(str(model), device="cpu")
     message = str(err.value)
-    assert message.startswith(prefix + "Error(s) in loading state_dict for _Dense: size mismatch for "
+    assert message.startswith(prefix + "Error(s) in loading state_dict for Dense: size mismatch for "
                                        "linear.weight: copying a param with shape torch.Size([8, 100])")
     assert "\n" not in message
 

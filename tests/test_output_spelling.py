@@ -10,9 +10,17 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.smart_mixture import main
-from smart_spark.delta.refs import TableRef, is_schema, output_location, output_tables
+from smart_spark.delta.refs import (
+    TableRef,
+    is_schema,
+    is_table_name,
+    output_location,
+    output_tables,
+    table_ref,
+)
 from smart_spark.errors import SmartError
+from smart_spark.jobs.smart_mixture import main
+from smart_spark.spark.reader import detect_format
 
 
 @pytest.mark.parametrize(("output", "expected"), [
@@ -80,3 +88,20 @@ def test_the_job_exits_2_on_an_ambiguous_output_before_spark(tmp_path, monkeypat
         "smart_mixture: error: --output 'out' is neither an existing folder nor a catalog schema "
         "(catalog.db): write a folder as ./out (or out/), a catalog schema as catalog:out or <catalog>.out"]
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.spark
+def test_a_non_ascii_name_is_a_path_for_every_flag(spark, tmp_path, monkeypatch):
+    """One rule for what is a catalog name (--input, --embeddings-table, --output): Spark's parser takes
+    unquoted names of ASCII letters, digits and underscores only, so a non-ASCII name is a path."""
+    from pyspark.errors import ParseException
+
+    with pytest.raises(ParseException, match="INVALID_IDENTIFIER"):
+        spark.catalog.tableExists("données.tâche")
+    monkeypatch.chdir(tmp_path)
+    assert is_table_name("donnees.tache") and not is_table_name("données.tâche")
+    assert table_ref("données.tâche") == TableRef(path="données.tâche")
+    assert output_location("données.tâche") == ("folder", "données.tâche")
+    assert detect_format("donnees.tache") == "table"
+    with pytest.raises(SmartError, match="^--input données.tâche does not exist$"):
+        detect_format("données.tâche")

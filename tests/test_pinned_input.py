@@ -14,12 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
-from cluster import read_table
+from standalone import read_table
 
-from jobs.smart_mixture import run
 from smart_spark.cli.settings import make_config
 from smart_spark.datasets.synthetic import synthetic_table
-from smart_spark.delta import tables as delta_io
+from smart_spark.delta import delta_io
+from smart_spark.jobs.smart_mixture import run
 
 pytestmark = pytest.mark.spark
 

@@ -9,19 +9,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from smart_spark.cli.settings import make_config  # noqa: E402
 from smart_spark.datasets.real_text import python_doc_paragraphs  # noqa: E402
-from smart_spark.embed import encoder as encoder_module  # noqa: E402
+from smart_spark.embed import device as device_module  # noqa: E402
 from smart_spark.embed.batches import token_batches  # noqa: E402
-from smart_spark.embed.encoder import (  # noqa: E402
-    cpu_has_native_bf16,
-    load_encoder,
-    model_id,
-    resolve_precision,
-)
+from smart_spark.embed.device import cpu_has_native_bf16, resolve_precision  # noqa: E402
+from smart_spark.embed.encoder import load_encoder  # noqa: E402
+from smart_spark.embed.model_folder import model_id  # noqa: E402
 from smart_spark.errors import SmartError  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "instructions.jsonl"
@@ -87,16 +85,16 @@ def test_resolve_precision(tmp_path, monkeypatch) -> None:
     assert not cpu_has_native_bf16(str(tmp_path / "missing"))
     # auto: bfloat16 where the CPU has native bf16 (this machine: AVX512-BF16), float32 elsewhere
     assert resolve_precision("auto", "cpu") == ("bfloat16" if cpu_has_native_bf16() else "float32")
-    monkeypatch.setattr(encoder_module, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(device_module, "cpu_has_native_bf16", lambda: True)
     assert resolve_precision("auto", "cpu") == "bfloat16"
-    monkeypatch.setattr(encoder_module, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(device_module, "cpu_has_native_bf16", lambda: False)
     assert resolve_precision("auto", "cpu") == "float32"
     assert resolve_precision("bfloat16", "cpu") == "bfloat16"  # works without native support, slowly
     # CUDA: the device's own bf16 capability decides (mocked: no GPU here)
-    monkeypatch.setattr(encoder_module.torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     assert resolve_precision("auto", "cuda:0") == "bfloat16"
     assert resolve_precision("float32", "cuda:0") == "float32"
-    monkeypatch.setattr(encoder_module.torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
     assert resolve_precision("auto", "cuda:0") == "float32"
     with pytest.raises(SmartError, match="the CUDA device cuda:0 does not support bfloat16"):
         resolve_precision("bfloat16", "cuda:0")
@@ -124,7 +122,7 @@ def test_settings_precision_and_max_tokens() -> None:
 def test_cache_keeps_precisions_apart(spark, tmp_path, texts) -> None:
     from deltalake import DeltaTable
 
-    from smart_spark.delta.tables import TableRef
+    from smart_spark.delta.delta_io import TableRef
     from smart_spark.spark.embeddings import embed_with_cache
 
     subset = texts[140:180]  # docstrings and prompts
@@ -154,7 +152,7 @@ def test_cache_keeps_precisions_apart(spark, tmp_path, texts) -> None:
 @pytest.mark.spark
 def test_auto_precision_resolved_by_an_executor(spark) -> None:
     from smart_spark.spark.embeddings import job_precision
-    from udfs.embed import executor_precision
+    from smart_spark.udfs.embed import executor_precision
 
     auto = "bfloat16" if cpu_has_native_bf16() else "float32"
     assert executor_precision(spark, "auto", "cpu") == auto  # what a cluster run asks one task
@@ -169,8 +167,8 @@ def test_auto_precision_resolved_by_an_executor(spark) -> None:
 def test_auto_keeps_a_float32_cache(spark, tmp_path, texts, monkeypatch) -> None:
     """A cache made while ``auto`` meant float32 on CPUs: ``auto`` stays float32 on it (no re-embedding,
     the same vectors, so the same mixture); a cache that also holds bfloat16 vectors gets bfloat16."""
-    monkeypatch.setattr(encoder_module, "cpu_has_native_bf16", lambda: True)  # as on this machine
-    from smart_spark.delta.tables import TableRef
+    monkeypatch.setattr(device_module, "cpu_has_native_bf16", lambda: True)  # as on this machine
+    from smart_spark.delta.delta_io import TableRef
     from smart_spark.spark.embeddings import embed_with_cache
 
     ref = TableRef(path=str(tmp_path / "embeddings"))

@@ -19,9 +19,9 @@ import pytest
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
-from jobs.smart_mixture import main
 from smart_spark.datasets.real_text import python_doc_paragraphs
 from smart_spark.embed.encoder import load_encoder
+from smart_spark.jobs.smart_mixture import main
 from smart_spark.spark.quality import measure_quality
 
 pytestmark = pytest.mark.spark

@@ -20,13 +20,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from cluster import TABLE_KEYS, JobDriver, canon, logs_on_failure, read_table, snapshot
+from standalone import TABLE_KEYS, JobDriver, canon, logs_on_failure, read_table, snapshot
 
-from jobs.smart_mixture import run
 from smart_spark.cli.settings import make_config
 from smart_spark.core.stage2_plan import plan_stage2
 from smart_spark.datasets.synthetic import synthetic_table
 from smart_spark.failpoints import POINTS, InjectedFailure
+from smart_spark.jobs.smart_mixture import run
 
 pytestmark = pytest.mark.spark
 

@@ -1,4 +1,4 @@
-"""smart_spark.report.markdown: the markdown report, the budgets chart and the console summary."""
+"""smart_spark.report: the markdown report, the budgets chart and the console summary."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from smart_spark.report.markdown import build_report, format_console, write_report
+from smart_spark.report.console import format_console
+from smart_spark.report.markdown import build_report, write_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 STAGES = {"read": 1.5, "embed": 30.0, "weigh": 0.4, "select": 5.1, "write": 3.3}

@@ -14,16 +14,17 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from cluster import read_table
+from standalone import read_table
 
-from jobs.smart_mixture import main, run
-from smart_spark.api.mixture import Mixture, write_reports
 from smart_spark.cli.settings import check_run_id, expand_sweep, make_config
 from smart_spark.datasets.synthetic import synthetic_table
-from smart_spark.delta import tables as delta_io
+from smart_spark.delta import delta_io
 from smart_spark.delta.refs import path_under
 from smart_spark.errors import SmartError
 from smart_spark.export.shards import ExportOptions, export_mixture
+from smart_spark.jobs.smart_mixture import main, run
+from smart_spark.report.markdown import write_report
+from smart_spark.report.run import write_reports
 
 BAD_IDS = ["x/../../../../escaped", "..", "a/../b", "a..b", "a/./b", "a//b", "a/", "/abs", "./a",
            "a\\b", "a\nb", "ab\n", "a\tb", "a\x00b", "a b", "", "x" * 129]
@@ -85,14 +86,12 @@ def test_reports_of_a_run_id_that_escapes_are_refused_where_the_path_is_built(tm
     """write_reports given a run id that was never checked (its own caller): refused, nothing written."""
     out = tmp_path / "a" / "b" / "out"
     out.mkdir(parents=True)
-    mixtures = [Mixture(run_id, None, None, {"run_id": run_id}, None, None)
+    mixtures = [({"run_id": run_id}, None)
                 for run_id in ("x/../../../../escaped/m4-n300", "x/../../../../escaped/m4-n500")]
     with pytest.raises(SmartError, match="refusing to write .*escaped.* is not inside"):
-        write_reports("x/../../../../escaped", str(out), delta_io.output_tables(str(out)), mixtures)
+        write_reports("x/../../../../escaped", str(out), mixtures)
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "b", "out"]
     with pytest.raises(SmartError, match="is not inside"):
-        from smart_spark.report.markdown import write_report
-
         write_report(str(out), {"run_id": "r"}, None, chart_name="../../budgets.png")
 
 

@@ -11,8 +11,8 @@ import duckdb
 import pytest
 from deltalake import DeltaTable
 
-from jobs.smart_mixture import main, run
 from smart_spark.cli.settings import load_config
+from smart_spark.jobs.smart_mixture import main, run
 
 pytestmark = pytest.mark.spark
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -10,9 +10,9 @@ import json
 import pytest
 from deltalake import DeltaTable
 
-from jobs.smart_mixture import run
 from smart_spark.cli.settings import make_config
 from smart_spark.datasets.mmlu_cot import mmlu_cot_rows
+from smart_spark.jobs.smart_mixture import run
 
 pytestmark = pytest.mark.spark
 

@@ -12,7 +12,8 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 import pyarrow as pa
 
-from udfs.decontaminate import list_matrix, unit_rows
+from smart_spark.core.greedy import normalize_rows
+from smart_spark.udfs.decontaminate import list_matrix
 
 #: The Spark schema (DDL) of the rows :func:`assign_clusters` yields: one per input row.
 ASSIGN_SCHEMA = "id string, parent string, cluster int, similarity double"
@@ -49,7 +50,7 @@ def assign_clusters(batches: Iterator[pa.RecordBatch], *, centres: Mapping[str |
         n = batch.num_rows
         if n == 0:
             continue
-        X = unit_rows(list_matrix(batch.column(embedding_col)))
+        X = normalize_rows(list_matrix(batch.column(embedding_col)), zero_rows="keep")
         labels = np.zeros(n, dtype=np.int32)
         cos = np.zeros(n, dtype=np.float64)
         if parent_col is None:

@@ -13,17 +13,12 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 import pyarrow as pa
 
+from smart_spark.core.greedy import normalize_rows
+
 #: The Spark schema (DDL) of the rows :func:`nearest_eval` yields: one per matched instance.
 MATCH_SCHEMA = "id string, eval_id string, similarity double, match string"
 _ARROW_SCHEMA = pa.schema([("id", pa.string()), ("eval_id", pa.string()), ("similarity", pa.float64()),
                            ("match", pa.string())])
-
-
-def unit_rows(X: np.ndarray) -> np.ndarray:
-    """(n, d) rows scaled to unit L2 norm (float32; zero rows stay zero)."""
-    X = np.asarray(X, dtype=np.float32)
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    return X / np.where(norms > 0, norms, 1.0)
 
 
 def list_matrix(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -71,7 +66,7 @@ def nearest_eval(batches: Iterator[pa.RecordBatch], *, evals: np.ndarray, eval_i
     for batch in batches:
         if batch.num_rows == 0:
             continue
-        X = unit_rows(list_matrix(batch.column(embedding_col)))
+        X = normalize_rows(list_matrix(batch.column(embedding_col)), zero_rows="keep")
         best, arg = best_matches(X, evals)
         exact = np.zeros(batch.num_rows, dtype=bool)
         if key_col is not None and eval_keys:

@@ -150,11 +150,11 @@ EMBEDDED_FIELDS = ("embedding", "tokens")
 
 def executor_precision(spark: SparkSession, precision: str = "auto", device: str = "auto") -> str:
     """``precision`` as one Spark task resolves it (``float32`` or ``bfloat16``, by
-    :func:`~smart_spark.embed.encoder.resolve_precision` on that task's device): for clusters whose
+    :func:`~smart_spark.embed.device.resolve_precision` on that task's device): for clusters whose
     executors may differ from the driver (a CPU driver with GPU workers). Runs one small task."""
 
     def probe(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        from smart_spark.embed.encoder import resolve_device, resolve_precision
+        from smart_spark.embed.device import resolve_device, resolve_precision
 
         for _ in batches:
             pass

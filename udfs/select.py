@@ -20,6 +20,7 @@ import pandas as pd
 from smart_spark.core.greedy import greedy_select, normalize_rows
 from smart_spark.core.partitioned import merge_union
 from smart_spark.core.stage2_plan import Stage2Plan
+from smart_spark.embed.device import resolve_device, task_gpu
 from smart_spark.errors import SmartError
 
 RESULT_SCHEMA = "group_id int, id string, rank int, gain double"
@@ -34,15 +35,8 @@ def fl_device(device: str, fn: str = "fl") -> str:
     when a GPU may be used."""
     if fn != "fl" or device == "cpu":
         return "cpu"
-    if device == "auto":
-        from pyspark import TaskContext
-
-        ctx = TaskContext.get()
-        gpus = ctx.resources().get("gpu") if ctx is not None else None
-        if gpus is None or not gpus.addresses:
-            return "cpu"
-    from smart_spark.embed.encoder import resolve_device
-
+    if device == "auto" and task_gpu() is None:
+        return "cpu"
     return resolve_device(device)
 
 

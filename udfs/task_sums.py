@@ -13,6 +13,8 @@ from collections.abc import Iterator
 import numpy as np
 import pyarrow as pa
 
+from smart_spark.core.greedy import normalize_rows
+
 FIXED_POINT_BITS = 32
 SCALE = float(2**FIXED_POINT_BITS)
 
@@ -24,9 +26,7 @@ def task_sums_schema() -> str:
 
 def fixed_point_rows(X: np.ndarray) -> np.ndarray:
     """(n, d) embeddings -> (n, d) int64 fixed-point values of the L2-normalised rows."""
-    X = np.asarray(X, dtype=np.float64)
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    return np.rint(X / norms * SCALE).astype(np.int64)
+    return np.rint(normalize_rows(X, dtype=np.float64) * SCALE).astype(np.int64)
 
 
 def partial_task_sums(batches: Iterator[pa.RecordBatch], *, embedding_col: str = "embedding",

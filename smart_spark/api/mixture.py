@@ -36,22 +36,17 @@ from pyspark.sql import functions as F
 from smart_spark.cli.settings import JobConfig, expand_sweep, make_config
 from smart_spark.core.quality import DEFAULT_MAX_INPUT_ROWS
 from smart_spark.core.weighting import weigh_tasks
-from smart_spark.delta import tables as delta_io
-from smart_spark.delta.refs import path_under
+from smart_spark.delta import delta_io
 from smart_spark.errors import SmartError
 from smart_spark.failpoints import failpoint
-from smart_spark.spark.clusters import Clustering, check_spark_ml, cluster_tasks, clusters_frame, relabel
+from smart_spark.spark.clusters import check_spark_ml, cluster_into_tasks, clusters_frame
 from smart_spark.spark.decontaminate import (
-    KEY_COL,
     MATCH_COLUMNS,
-    Decontamination,
-    decontaminate,
     decontaminated_frame,
-    eval_embedder,
-    load_eval_set,
-    prompt_key,
     read_eval_set,
+    remove_contaminated,
 )
+from smart_spark.spark.instances import embed_instances
 from smart_spark.spark.outputs import code_version, commit_run, mixture_frame, runs_frame, task_weights_frame
 from smart_spark.spark.progress import describe, stage, watch
 from smart_spark.spark.quality import (
@@ -61,10 +56,10 @@ from smart_spark.spark.quality import (
     quality_frame,
     quality_summary,
 )
-from smart_spark.spark.reader import PROMPT_COLUMN, embedding_array, local_path, prepare
+from smart_spark.spark.reader import local_path, prepare
 from smart_spark.spark.run_state import RunLedger, create_succeeded_view, new_attempt, recover
 from smart_spark.spark.selection import select_sweep
-from smart_spark.spark.task_stats import group_of_tasks, group_sizes, task_means, validate_embeddings
+from smart_spark.spark.task_stats import families_of, group_sizes, task_means, validate_embeddings
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -153,10 +148,23 @@ class MixtureResult:
         for m in self.mixtures:
             m.summary["stage_seconds"] = dict(self.stage_seconds)
         if self.config.report if report is None else report:
-            self._after_commit("its report", lambda: write_reports(
-                self.config.run_id, output, refs, self.mixtures, families=self.families,
-                quiet=self.config.quiet, spark=self.spark))
+            self._after_commit("its report", lambda: self._write_reports(output, refs))
         return self.summary
+
+    def _write_reports(self, output: str, refs: dict[str, delta_io.TableRef]) -> None:
+        """Each mixture's report beside the tables (a local folder; else the console only); a mixture with
+        ``--quality`` next to the output's other finished runs with its N'."""
+        from smart_spark.report.quality import least_covered
+        from smart_spark.report.run import write_reports
+
+        for m in self.mixtures:
+            if m.quality is not None:
+                m.summary["quality_report"] = {
+                    "runs": comparable_runs(self.spark, refs, m.summary["num_instances"]),
+                    "tasks": least_covered(m.quality, m.task_weights)}
+        local_out = local_path(output) if refs["mixture"].path else None
+        write_reports(self.config.run_id, local_out, [(m.summary, m.task_weights) for m in self.mixtures],
+                      families=self.families, quiet=self.config.quiet)
 
     def _after_commit(self, what: str, step: Callable[[], object]) -> None:
         """Run ``step`` after the final ``runs`` commit: the runs are finished, so a failure is a warning."""
@@ -244,7 +252,10 @@ def build_mixture(df: DataFrame, *, config: JobConfig | None = None, input_versi
     what = (f"check the precomputed embeddings of {counts['rows']:,} rows" if config.embedding_col
             else f"embed {counts['rows']:,} prompts")
     with stage(spark, "embed", what, seconds) as st:
-        instances, embed_stats = embed_stage(spark, prepared, config)
+        instances, embed_stats = embed_instances(spark, prepared, embedding_col=config.embedding_col,
+                                                 encoder=config.encoder_settings(),
+                                                 cache=embeddings_cache(config),
+                                                 prompt_keys=bool(config.decontaminate))
         instances = instances.persist()
         flag = "--embedding-col" if config.embedding_col else "the encoder's output"
         describe(spark, "embed", "check the embeddings")
@@ -260,7 +271,10 @@ def build_mixture(df: DataFrame, *, config: JobConfig | None = None, input_versi
     removed = None
     if config.decontaminate:
         with stage(spark, "decontaminate", f"remove near copies of {config.decontaminate}", seconds) as st:
-            instances, removed = remove_contaminated(spark, config, prepared, instances, eval_frame, dim)
+            instances, removed = remove_contaminated(
+                spark, prepared, instances, eval_frame, dim, source=config.decontaminate,
+                threshold=config.decontamination_threshold, cache=embeddings_cache(config),
+                encoder=None if config.embedding_col else config.encoder_settings())
             st.counts.update(eval_prompts=removed.eval_prompts, removed=removed.removed, exact=removed.exact)
             check_budget(configs, counts["rows"] - removed.removed,
                          after=f"--decontaminate removed {removed.removed:,}")
@@ -272,14 +286,16 @@ def build_mixture(df: DataFrame, *, config: JobConfig | None = None, input_versi
         what = (f"split each task into up to {k} k-means clusters" if config.split_tasks
                 else f"k-means: {k} cluster tasks")
         with stage(spark, "cluster", what, seconds) as st:
-            instances, clustering = cluster_into_tasks(spark, config, prepared, instances)
+            instances, clustering = cluster_into_tasks(spark, prepared, instances, k=k, seed=config.seed,
+                                                       split=bool(config.split_tasks))
             st.counts.update(clusters=len(clustering.info), fits=clustering.fits)
 
     # Weigh tasks: per-task means (distributed sums, M rows to the driver), greedy, budgets.
     with stage(spark, "weigh", "per-task mean embeddings and stage-1 budgets", seconds) as st:
         means = task_means(instances, "embedding")
         sizes = group_sizes(instances)
-        task_groups = None if config.tasks_from == "clusters" else families_of(prepared, config)
+        task_groups = None if config.tasks_from == "clusters" else families_of(
+            prepared, config.group_col, required=config.strategy == "fixed")
         if task_groups is not None and clustering is not None:  # --split-tasks: a part's group is its task's
             task_groups = {t: task_groups[c["parent_task"]] for t, c in clustering.info.items()}
         plans = [weigh_tasks(means, sizes, c.stage1(), task_groups) for c in configs]
@@ -375,32 +391,6 @@ def check_budget(configs: list[JobConfig], rows: int, *, after: str | None = Non
             raise SmartError(f"--num-instances {c.num_instances} is more than {what} (--num-tasks all)")
 
 
-def embed_stage(spark: SparkSession, prepared: DataFrame, config: JobConfig) -> tuple[DataFrame, Any]:
-    """(task, stratum, id, embedding) rows and the embedding stats (None for a precomputed column).
-
-    With ``--decontaminate`` the rows also carry the hash of the normalised prompt (``KEY_COL``; exact
-    copies of evaluation prompts)."""
-    key = [prompt_key(PROMPT_COLUMN).alias(KEY_COL)] if config.decontaminate else []
-    if config.embedding_col is not None:
-        emb = embedding_array(prepared, config.embedding_col).alias("embedding")
-        return prepared.select("task", "stratum", "id", *key, emb), None
-    from smart_spark.spark.embeddings import embed_uncached, embed_with_cache, text_stats
-
-    texts = prepared.select("task", "stratum", "id", *key, F.col(PROMPT_COLUMN).alias("_text"))
-    options = dict(text_col="_text", model=config.model, max_length=config.max_length,
-                   batch_size=config.embed_batch_size, device=config.device, precision=config.precision,
-                   max_tokens=config.embed_max_tokens, tokens_col="_tokens")
-    cache = embeddings_cache(config)
-    if cache is None:
-        instances, stats = embed_uncached(spark, texts, **options)
-    else:
-        instances, stats = embed_with_cache(spark, texts, cache=cache, **options)
-    # Truncated and repeated prompts, from the cached token counts: no tokenizer on a cached rerun.
-    stats.update(text_stats(instances.select("task", "_text", "_tokens"), text_col="_text",
-                            tokens_col="_tokens", model=config.model, max_length=config.max_length))
-    return instances.select("task", "stratum", "id", *([KEY_COL] if key else []), "embedding"), stats
-
-
 def embeddings_cache(config: JobConfig) -> delta_io.TableRef | None:
     """The embedding cache table: ``embeddings_table``, else ``output``'s; None when neither is set."""
     if config.embeddings_table:
@@ -408,100 +398,3 @@ def embeddings_cache(config: JobConfig) -> delta_io.TableRef | None:
     if config.output and config.output != NOT_WRITTEN:
         return delta_io.output_tables(config.output)["embeddings"]
     return None
-
-
-def remove_contaminated(spark: SparkSession, config: JobConfig, prepared: DataFrame, instances: DataFrame,
-                        eval_frame: DataFrame, dim: int) -> tuple[DataFrame, Decontamination]:
-    """The instances that match no evaluation prompt of ``--decontaminate`` (persisted; ``instances`` is
-    unpersisted) and what was removed. Exact copies are keyed on the prepared prompt (:data:`PROMPT_COLUMN`,
-    whatever it came from: a column, ``--prompt-expr`` or chat turns). ``eval_frame``: from
-    :func:`~smart_spark.spark.decontaminate.read_eval_set`; ``dim``: the instances' embedding width."""
-    embed = None if config.embedding_col else eval_embedder(
-        spark, model=config.model, cache=embeddings_cache(config), max_length=config.max_length,
-        batch_size=config.embed_batch_size, device=config.device, precision=config.precision,
-        max_tokens=config.embed_max_tokens)
-    evals = load_eval_set(eval_frame, config.decontaminate, embed=embed, dim=dim)
-    kept, removed = decontaminate(instances, prepared, evals, threshold=config.decontamination_threshold,
-                                  prompt_col=PROMPT_COLUMN)
-    kept = kept.drop(KEY_COL).persist()
-    if kept.count() == 0:
-        raise SmartError(f"--decontaminate {config.decontaminate} removed every instance "
-                         f"({removed.removed:,}); raise --decontamination-threshold")
-    instances.unpersist()
-    return kept, removed
-
-
-def cluster_into_tasks(spark: SparkSession, config: JobConfig, prepared: DataFrame,
-                       instances: DataFrame) -> tuple[DataFrame, Clustering]:
-    """The instances relabelled with their k-means cluster task (persisted; ``instances`` is unpersisted)
-    and the clustering (``--tasks-from clusters``: K over all rows; ``--split-tasks``: K per task)."""
-    sizes = {r["task"]: int(r["count"]) for r in instances.groupBy("task").count().collect()}
-    clustering = cluster_tasks(
-        spark, instances, k=config.num_clusters or config.split_tasks, seed=config.seed,
-        split=bool(config.split_tasks), sizes=sizes, prepared=prepared, prompt_col=PROMPT_COLUMN)
-    relabelled = relabel(instances, clustering.assignments).persist()
-    relabelled.count()
-    instances.unpersist()
-    return relabelled, clustering
-
-
-def families_of(prepared: DataFrame, config: JobConfig) -> dict[str, str] | None:
-    """Task -> its ``--group-col`` value (M rows to the driver), or None without ``--group-col``.
-
-    ``--strategy fixed`` needs one value per task (an error otherwise); other strategies use it for the
-    report's view by family only, and fall back to task-name prefixes when it is not one value per task.
-    """
-    if not config.group_col:
-        return None
-    try:
-        return group_of_tasks(prepared, config.group_col)
-    except SmartError as exc:
-        if config.strategy == "fixed":
-            raise
-        log.warning("report families by task-name prefix instead: %s", exc)
-        return None
-
-
-def write_reports(run_id: str, output: str, refs: dict[str, delta_io.TableRef], mixtures: list[Mixture],
-                  *, families: dict[str, str] | None = None, quiet: bool = False,
-                  spark: SparkSession | None = None) -> None:
-    """report.md (and the charts) beside the tables, one per mixture of a sweep, and the console text.
-
-    A mixture measured with ``--quality`` is shown next to every finished run of the output with its N'
-    (read with ``spark``).
-    """
-    from smart_spark.report.markdown import code, format_console, write_report
-    from smart_spark.report.quality import least_covered
-
-    local_out = local_path(output) if refs["mixture"].path else None
-    sweep = len(mixtures) > 1
-    index = ["# SMART budget sweep: run `" + run_id + "`", "",
-             "| mixture | M' kept | N' | rows | first task's share before / after capping | coverage | "
-             "redundancy | Vendi score |", "|---|---:|---:|---:|---|---:|---:|---:|"]
-    for m in mixtures:
-        summary = m.summary
-        if m.quality is not None and spark is not None:
-            summary["quality_report"] = {
-                "runs": comparable_runs(spark, refs, summary["num_instances"]),
-                "tasks": least_covered(m.quality, m.task_weights)}
-        if local_out is not None:
-            # A run id is a name, not a path (check_run_id); the folder is checked to stay under output.
-            folder = path_under(local_out, "reports", summary["run_id"]) if sweep else local_out
-            summary["report_path"], _ = write_report(folder, summary, m.task_weights, families=families)
-        if not quiet:
-            print(format_console(summary, m.task_weights, families))
-        first = m.task_weights[m.task_weights["selected"]].sort_values("pick_rank").iloc[0]
-        n = summary["num_instances"]
-        index.append(f"| `{summary['run_id']}` | {summary['num_tasks_selected']} | {n:,} | "
-                     f"{summary['mixture_rows']:,} | {code(first['task'])} "
-                     f"{first['initial_budget'] / n:.2%} / "
-                     f"{first['budget'] / n:.2%} | " + " | ".join(
-                         "-" if (summary.get("quality") or {}).get(k) is None
-                         else f"{summary['quality'][k]:.{3 if k != 'vendi' else 1}f}"
-                         for k in ("coverage", "redundancy", "vendi")) + " |")
-    if sweep and local_out is not None:
-        index += ["", "Each mixture's report: `reports/<mixture>/report.md`."]
-        with open(path_under(local_out, "report.md"), "w", encoding="utf-8") as fh:
-            fh.write("\n".join(index) + "\n")
-        if not quiet:
-            print("\n".join(index))

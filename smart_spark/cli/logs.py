@@ -1,7 +1,8 @@
 """The job's console logging: what ``--quiet`` / ``--verbose`` mean.
 
-The library logs through one ``logging.getLogger(__name__)`` per module under ``smart_spark`` (and the
-job's entry points under ``jobs``); nothing is printed unless an application configures logging, as
+The library logs through one ``logging.getLogger(__name__)`` per module under ``smart_spark`` (the job's
+entry points and executor functions too: ``smart_spark.jobs``, ``smart_spark.udfs``; a job file run as a
+script logs as ``__main__``); nothing is printed unless an application configures logging, as
 :func:`configure_logging` does for the job: stage lines and progress at INFO, ``--quiet`` keeps warnings
 and errors only, ``--verbose`` adds DEBUG detail. Other libraries' loggers stay at WARNING.
 """
@@ -12,7 +13,7 @@ import logging
 import sys
 
 #: The loggers the job's level applies to (the library and the job entry points).
-JOB_LOGGERS = ("smart_spark", "jobs", "udfs", "__main__")
+JOB_LOGGERS = ("smart_spark", "__main__")
 
 
 def log_level(quiet: bool = False, verbose: bool = False) -> int:

@@ -26,13 +26,14 @@ from smart_spark.core.quality import DEFAULT_MAX_INPUT_ROWS, MAX_VENDI_ROWS, SAM
 from smart_spark.core.strata import STRATA_MODES
 from smart_spark.core.task_selection import TASK_FNS
 from smart_spark.core.weighting import STRATEGIES, Stage1Settings
+from smart_spark.embed.device import PRECISIONS
+from smart_spark.embed.settings import EncoderSettings
 from smart_spark.errors import SmartError
 from smart_spark.spark.chat import DEFAULT_PROMPT_FROM, PROMPT_FROM
 from smart_spark.spark.reader import INPUT_FORMATS, InputSpec
 
 INSTANCE_FUNCTIONS = (*FUNCTIONS, "random")
 DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "float32", "bfloat16")
 TASK_SOURCES = ("column", "clusters")
 #: A run id: 1-128 letters, digits or ``_.:/-``, starting with a letter or digit (no backslash, space or
 #: control character); :func:`check_run_id` also refuses ``..`` and empty or ``.`` parts between slashes.
@@ -230,6 +231,11 @@ class JobConfig:
         names = {f.name for f in dataclasses.fields(Stage1Settings)} - {"stratified"}
         return Stage1Settings(stratified=self.stratum_col is not None,
                               **{name: getattr(self, name) for name in names})
+
+    def encoder_settings(self) -> EncoderSettings:
+        """The encoder settings, for the embedding stages (instances and evaluation prompts alike)."""
+        return EncoderSettings(model=self.model, max_length=self.max_length, batch_size=self.embed_batch_size,
+                               max_tokens=self.embed_max_tokens, device=self.device, precision=self.precision)
 
     def to_json(self) -> str:
         """All settings as a JSON object with sorted keys."""

@@ -64,12 +64,15 @@ _OBJECTIVE_ROWS = 2048  # ground-set rows per block when evaluating FL
 _NORM2_MIN = 1e-200  # rows whose squared norm is below this (or overflows) are scaled first
 
 
-def normalize_rows(X: np.ndarray) -> np.ndarray:
-    """L2-normalised float32 copy of ``X`` (n, d), computed in float64.
+def normalize_rows(X: np.ndarray, *, zero_rows: str = "error", dtype: type = np.float32) -> np.ndarray:
+    """L2-normalised copy of ``X`` (n, d), computed in float64, returned as ``dtype`` (float32 or float64).
 
-    Raises SmartError when ``X`` is not 2-D or not numeric, naming the first row that holds a NaN or
-    infinite value, or the first row that is all zeros.
+    ``zero_rows``: ``"error"`` (the greedy's kernels need unit rows) raises SmartError naming the first row
+    that is all zeros; ``"keep"`` leaves such rows zero (cosine 0 to everything). Raises SmartError when
+    ``X`` is not 2-D or not numeric, naming the first row that holds a NaN or infinite value.
     """
+    if zero_rows not in ("error", "keep"):
+        raise ValueError(f"zero_rows must be 'error' or 'keep', got {zero_rows!r}")
     X = np.asarray(X)
     if X.ndim != 2:
         raise SmartError(f"embeddings must be a 2-D array (rows x dimensions), got shape {X.shape}")
@@ -85,14 +88,15 @@ def normalize_rows(X: np.ndarray) -> np.ndarray:
         if not finite.all():
             raise SmartError(f"embedding row {int(rows[np.argmin(finite)])} has a NaN or infinite value")
         scale = np.abs(sub).max(axis=1, initial=0.0)  # scaling first: no overflow for huge entries
-        if (scale == 0).any():
-            raise SmartError(f"embedding row {int(rows[np.argmax(scale == 0)])} is all zeros and cannot be "
+        zero = scale == 0
+        if zero.any() and zero_rows == "error":
+            raise SmartError(f"embedding row {int(rows[np.argmax(zero)])} is all zeros and cannot be "
                              "normalised")
-        sub /= scale[:, None]
+        sub /= np.where(zero, 1.0, scale)[:, None]
         X64[rows] = sub
-        norm2[rows] = np.einsum("ij,ij->i", sub, sub)
+        norm2[rows] = np.where(zero, 1.0, np.einsum("ij,ij->i", sub, sub))
     X64 /= np.sqrt(norm2)[:, None]
-    return X64.astype(np.float32)
+    return X64.astype(dtype, copy=False)
 
 
 def _unit64(Xn: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The one interface every Delta engine implements; :mod:`smart_spark.delta.tables` picks one per session.
+"""The one interface every Delta engine implements; :mod:`smart_spark.delta.delta_io` picks one per session.
 
 Every method takes a :class:`TableRef` (path or catalog name). ``commit_info`` is recorded on the commit
 as ``userMetadata`` (a JSON object); :meth:`DeltaEngine.history` gives it back.

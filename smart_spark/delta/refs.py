@@ -17,6 +17,9 @@ from smart_spark.errors import SmartError
 TABLES = ("mixture", "task_weights", "runs", "embeddings", "decontaminated", "clusters", "mixture_quality")
 #: ``--output catalog:<schema>``: a catalog schema, whatever folders exist.
 CATALOG_PREFIX = "catalog:"
+#: One part of a catalog name as Spark parses it unquoted: ASCII letters, digits and underscores (Spark
+#: refuses any other character unless the name is back-quoted; Unity Catalog names go through the same
+#: parser), not starting with a digit. A name with other characters is taken for a path.
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _SCHEMA_NAME = re.compile(rf"{_IDENT}(\.{_IDENT})?")  # db, catalog.db
 _TABLE_NAME = re.compile(rf"{_IDENT}(\.{_IDENT}){{0,2}}")  # table, db.table, catalog.db.table
@@ -37,6 +40,16 @@ class TableRef:
         return str(self.path if self.path is not None else self.name)
 
 
+def is_table_name(text: str) -> bool:
+    """Whether ``text`` is spelled as a catalog table name: ``table``, ``db.table`` or
+    ``catalog.db.table``, each part ASCII letters, digits and underscores, not starting with a digit.
+
+    >>> is_table_name("main.smart.embeddings"), is_table_name("données.tâche")
+    (True, False)
+    """
+    return _TABLE_NAME.fullmatch(text) is not None
+
+
 def table_ref(text: str, flag: str = "--embeddings-table") -> TableRef:
     """``db.table`` / ``catalog.db.table`` (identifier parts, no slash) as a name; anything else a path.
 
@@ -47,7 +60,7 @@ def table_ref(text: str, flag: str = "--embeddings-table") -> TableRef:
     >>> table_ref("main.smart.embeddings")
     TableRef(path=None, name='main.smart.embeddings')
     """
-    if not _TABLE_NAME.fullmatch(text):
+    if not is_table_name(text):
         return TableRef(path=text)
     if "." in text:
         return TableRef(name=text)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
-from smart_spark.delta import tables as delta_io
+from smart_spark.delta import delta_io
 from smart_spark.delta.refs import path_under
 from smart_spark.errors import SmartError
 

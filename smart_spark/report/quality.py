@@ -39,9 +39,9 @@ def console_line(quality: Mapping[str, Any] | None) -> str | None:
     """``  covers: coverage 0.700, redundancy 0.690, Vendi 83.5; 24 of 37 tasks`` (None without figures)."""
     if not quality:
         return None
-    return (f"  covers: coverage {_fmt(quality.get('coverage'))}, "
-            f"redundancy {_fmt(quality.get('redundancy'))}, Vendi {_fmt(quality.get('vendi'), 1)}; "
-            f"tasks with a mixture row {_fmt(quality.get('task_coverage'), pct=True)}")
+    return (f"  covers: coverage {figure(quality.get('coverage'))}, "
+            f"redundancy {figure(quality.get('redundancy'))}, Vendi {figure(quality.get('vendi'), 1)}; "
+            f"tasks with a mixture row {figure(quality.get('task_coverage'), pct=True)}")
 
 
 def quality_section(summary: Mapping[str, Any], chart_name: str | None) -> list[str]:
@@ -62,9 +62,9 @@ def quality_section(summary: Mapping[str, Any], chart_name: str | None) -> list[
             "|---|---|---:|---:|---:|---:|"]
     for r in runs or [{"run_id": summary["run_id"], "strategy": summary.get("strategy"), **quality}]:
         mark = " (this run)" if r["run_id"] == summary["run_id"] else ""
-        out.append(f"| `{r['run_id']}`{mark} | {r.get('strategy') or ''} | {_fmt(r.get('coverage'))} | "
-                   f"{_fmt(r.get('redundancy'))} | {_fmt(r.get('vendi'), 1)} | "
-                   f"{_fmt(r.get('task_coverage'), pct=True)} |")
+        out.append(f"| `{r['run_id']}`{mark} | {r.get('strategy') or ''} | {figure(r.get('coverage'))} | "
+                   f"{figure(r.get('redundancy'))} | {figure(r.get('vendi'), 1)} | "
+                   f"{figure(r.get('task_coverage'), pct=True)} |")
     out.append("")
     if len(runs) <= 1:
         out += ["No other run with the same N' in this output: run a baseline into it to compare "
@@ -76,8 +76,8 @@ def quality_section(summary: Mapping[str, Any], chart_name: str | None) -> list[
         out += [f"Least-covered kept tasks ({len(tasks)}): a small budget for a task whose rows spread wide.",
                 "", "| task | mixture rows | input rows | coverage | redundancy | Vendi score |",
                 "|---|---:|---:|---:|---:|---:|"]
-        out += [f"| `{t['task']}` | {t['rows']:,} | {t['input_rows']:,} | {_fmt(t['coverage'])} | "
-                f"{_fmt(t['redundancy'])} | {_fmt(t['vendi'], 1)} |" for t in tasks]
+        out += [f"| `{t['task']}` | {t['rows']:,} | {t['input_rows']:,} | {figure(t['coverage'])} | "
+                f"{figure(t['redundancy'])} | {figure(t['vendi'], 1)} |" for t in tasks]
         out.append("")
     return out
 
@@ -110,7 +110,8 @@ def _num(x: Any) -> float | None:
     return None if x is None or pd.isna(x) else float(x)
 
 
-def _fmt(x: Any, digits: int = 3, *, pct: bool = False) -> str:
+def figure(x: Any, digits: int = 3, *, pct: bool = False) -> str:
+    """A figure as the report writes it: ``digits`` decimals, or a percentage; ``-`` for none."""
     if x is None or pd.isna(x):
         return "-"
     return f"{float(x):.1%}" if pct else f"{float(x):.{digits}f}"

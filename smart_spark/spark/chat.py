@@ -17,7 +17,7 @@ System turns with empty content are dropped (exports often carry ``{"role": "sys
   (``add_generation_prompt=True``: the text a chat model reads before it writes the final answer).
 
 All but ``chat_template`` are SQL expressions (``filter``/``transform``/``array_join``): no Python runs
-per row. ``chat_template`` needs Jinja, so it is an Arrow UDF (:mod:`udfs.chat`).
+per row. ``chat_template`` needs Jinja, so it is an Arrow UDF (:mod:`smart_spark.udfs.text`).
 """
 
 from __future__ import annotations

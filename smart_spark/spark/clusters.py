@@ -7,7 +7,7 @@ deterministically before fitting (hash-partitioned by id into a number of
 partitions that depends only on the row count, sorted by id inside each), so k-means||'s per-partition
 sampling, and with it the clusters, is the same for the same input, config and seed whatever the file
 layout, shuffle partitions or executor count. Every row is then assigned to its nearest centre on the
-executors (:mod:`udfs.clusters`); only the centres and three prompts per cluster reach the driver.
+executors (:mod:`smart_spark.udfs.clusters`); only the centres and three prompts per cluster reach the driver.
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ from pyspark import StorageLevel
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
+from smart_spark.core.greedy import normalize_rows
 from smart_spark.errors import SmartError
-from udfs.clusters import ASSIGN_SCHEMA, assign_clusters
+from smart_spark.spark.reader import PROMPT_COLUMN
+from smart_spark.udfs.clusters import ASSIGN_SCHEMA, assign_clusters
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -110,7 +112,7 @@ def fit_centres(rows: DataFrame, n_rows: int, *, k: int, seed: int, max_iter: in
 
     if min(k, n_rows) < 2:  # Spark's KMeans needs k >= 2: one row (or K = 1) is one cluster
         first = np.asarray(rows.select("embedding").first()["embedding"], dtype=np.float64)
-        return (first / (np.linalg.norm(first) or 1.0))[None, :]
+        return normalize_rows(first[None, :], zero_rows="keep", dtype=np.float64)
     few = k <= FEW_CLUSTERS
     init_steps = init_steps if init_steps is not None else (INIT_STEPS if few else 2)
     restarts = restarts if restarts is not None else (RESTARTS if few else 1)
@@ -210,3 +212,16 @@ def clusters_frame(assignments: DataFrame, run_id: str) -> DataFrame:
     """The ``clusters`` table's rows for one run: every row's cluster task, index and cosine to it."""
     return assignments.select(F.lit(run_id).alias("run_id"), "id", "task", "parent_task", "cluster",
                               "similarity")
+
+
+def cluster_into_tasks(spark: SparkSession, prepared: DataFrame, instances: DataFrame, *, k: int, seed: int,
+                       split: bool) -> tuple[DataFrame, Clustering]:
+    """The instances relabelled with their k-means cluster task (persisted; ``instances`` is unpersisted)
+    and the clustering (``split`` False: K over all rows; True: K per labelled task)."""
+    sizes = {r["task"]: int(r["count"]) for r in instances.groupBy("task").count().collect()}
+    clustering = cluster_tasks(spark, instances, k=k, seed=seed, split=split, sizes=sizes, prepared=prepared,
+                               prompt_col=PROMPT_COLUMN)
+    relabelled = relabel(instances, clustering.assignments).persist()
+    relabelled.count()
+    instances.unpersist()
+    return relabelled, clustering

@@ -1,13 +1,13 @@
 """Semantic decontamination: remove every instance whose prompt is a near copy of an evaluation prompt.
 
-The evaluation prompts (a table or file with an id and a prompt column) are embedded with the job's
-encoder through the same Delta cache (or, with ``--embedding-col``, carry that column themselves). Their
-(m, d) unit embeddings go to the executors with the search function (:mod:`udfs.decontaminate`), which
-compares each partition's instances in blocked matrix products: only the matches leave the executors.
-An instance is removed when its cosine to some evaluation prompt is at least the threshold, or when its
-normalised prompt text (trimmed, whitespace runs collapsed, lower case) hashes like one (an exact copy,
-caught whatever the threshold). The evaluation set is held whole on the driver and in every task:
-meant for benchmark test sets (10^4-10^5 prompts; 50,000 x 384 floats are 77 MB).
+The evaluation prompts (a table or file with an id and a prompt column) are embedded with the job's encoder
+through the same Delta cache (or, with ``--embedding-col``, carry that column themselves). Their (m, d) unit
+embeddings go to the executors with the search function (:mod:`smart_spark.udfs.decontaminate`), which
+compares each partition's instances in blocked matrix products: only the matches leave the executors. An
+instance is removed when its cosine to some evaluation prompt is at least the threshold, or when its
+normalised prompt text (trimmed, whitespace runs collapsed, lower case) hashes like one (an exact copy, caught
+whatever the threshold). The evaluation set is held whole on the driver and in every task: meant for benchmark
+test sets (10^4-10^5 prompts; 50,000 x 384 floats are 77 MB).
 """
 
 from __future__ import annotations
@@ -20,14 +20,16 @@ import numpy as np
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
+from smart_spark.core.greedy import normalize_rows
 from smart_spark.errors import SmartError
 from smart_spark.spark.reader import OUTPUT_COLUMNS, PROMPT_COLUMN, InputSpec, embedding_array, read_input
-from udfs.decontaminate import MATCH_SCHEMA, nearest_eval, unit_rows
+from smart_spark.udfs.decontaminate import MATCH_SCHEMA, nearest_eval
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
-    from smart_spark.delta.tables import TableRef
+    from smart_spark.delta.delta_io import TableRef
+    from smart_spark.embed.settings import EncoderSettings
 
 #: Columns the ``decontaminated`` table adds after the input's own (and run_id, task, stratum, id).
 MATCH_COLUMNS = ("eval_id", "similarity", "match")
@@ -116,7 +118,7 @@ def load_eval_set(frame: DataFrame, source: str, *, embed: Any, dim: int) -> Eva
         got = "a null embedding" if wrong["embedding"] is None else f"{len(wrong['embedding'])} dimensions"
         raise SmartError(f"--decontaminate {source}: id {wrong['eval_id']!r} has {got}; the instances' "
                          f"embeddings have {dim}")
-    E = unit_rows(np.asarray([r["embedding"] for r in rows], dtype=np.float32))
+    E = normalize_rows(np.asarray([r["embedding"] for r in rows], dtype=np.float32), zero_rows="keep")
     keys: dict[str, int] = {}
     for i, r in enumerate(rows):
         if r["_text"].strip():
@@ -195,3 +197,22 @@ def eval_embedder(spark: SparkSession, *, model: str | None, cache: TableRef | N
         return out
 
     return embed
+
+
+def remove_contaminated(spark: SparkSession, prepared: DataFrame, instances: DataFrame, eval_frame: DataFrame,
+                        dim: int, *, source: str, threshold: float, encoder: EncoderSettings | None,
+                        cache: TableRef | None) -> tuple[DataFrame, Decontamination]:
+    """The instances that match no evaluation prompt of ``source`` (persisted; ``instances`` is
+    unpersisted) and what was removed. Exact copies are keyed on the prepared prompt (:data:`PROMPT_COLUMN`,
+    whatever it came from: a column, ``--prompt-expr`` or chat turns). ``eval_frame``: from
+    :func:`read_eval_set`; ``dim``: the instances' embedding width; ``encoder``: how the evaluation prompts
+    are embedded (through ``cache``), None when they carry the ``--embedding-col`` themselves."""
+    embed = None if encoder is None else eval_embedder(spark, cache=cache, **encoder.options())
+    evals = load_eval_set(eval_frame, source, embed=embed, dim=dim)
+    kept, removed = decontaminate(instances, prepared, evals, threshold=threshold, prompt_col=PROMPT_COLUMN)
+    kept = kept.drop(KEY_COL).persist()
+    if kept.count() == 0:
+        raise SmartError(f"--decontaminate {source} removed every instance "
+                         f"({removed.removed:,}); raise --decontamination-threshold")
+    instances.unpersist()
+    return kept, removed

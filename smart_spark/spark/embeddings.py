@@ -1,6 +1,6 @@
 """Embeddings for a DataFrame's text column, through the Delta ``embeddings`` cache (docs/tables.md).
 
-Cache rows: ``model`` string (:func:`~smart_spark.embed.encoder.model_id`: name, folder fingerprint,
+Cache rows: ``model`` string (:func:`~smart_spark.embed.model_folder.model_id`: name, folder fingerprint,
 truncation length and, for bfloat16, ``/bf16-fixed``: the two precisions never share a key), ``text_sha256``
 string (hex SHA-256 of the UTF-8 text), ``dim`` int, ``embedding``
 array<float>, ``created_at`` timestamp, ``tokens`` int (the text's token count before truncation, so a
@@ -17,23 +17,23 @@ from typing import TYPE_CHECKING, Any
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
-from smart_spark.delta import tables as delta_io
-from smart_spark.embed.encoder import embedding_dim, model_id, resolve_device, resolve_precision
+from smart_spark.delta import delta_io
+from smart_spark.embed.device import resolve_device, resolve_precision
+from smart_spark.embed.model_folder import embedding_dim, model_id
 from smart_spark.errors import SmartError
+from smart_spark.spark.parallelism import TASKS_PER_SLOT, task_slots
 from smart_spark.spark.progress import describe, watch
-from udfs.embed import embed_udf, executor_precision
-from udfs.text import token_count_udf
+from smart_spark.udfs.embed import embed_udf, executor_precision
+from smart_spark.udfs.text import token_count_udf
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
-    from smart_spark.delta.tables import TableRef
+    from smart_spark.delta.delta_io import TableRef
 
 _SHA = "__smartspark_text_sha256"
 _TEXT = "__smartspark_text"
 _STORED = "__smartspark_stored_sha256"
-#: Embedding tasks per core slot at most: enough tasks for progress lines, few encoder loads.
-_TASKS_PER_SLOT = 4
 #: Embedding tasks hold at most this many texts (a task buffers a window of texts, and a retried task
 #: redoes its whole partition).
 _TEXTS_PER_TASK = 20_000
@@ -46,14 +46,11 @@ def text_sha256(col: Column | str) -> Column:
 
 
 def _embed_partitions(spark: SparkSession, n_texts: int, batch_size: int) -> int:
-    """Partitions for embedding ``n_texts``: up to :data:`_TASKS_PER_SLOT` per task slot of the cluster
-    (finished tasks are what the progress lines count), but at least ``batch_size`` texts (one full
-    forward pass) per partition, and at most :data:`_TEXTS_PER_TASK` texts per partition."""
-    try:
-        slots = int(spark.sparkContext.defaultParallelism)
-    except Exception:  # Spark Connect has no SparkContext
-        slots = int(spark.conf.get("spark.sql.shuffle.partitions", "200") or 200)
-    wanted = min(_TASKS_PER_SLOT * slots, math.ceil(n_texts / max(1, batch_size)))
+    """Partitions for embedding ``n_texts``: up to :data:`~smart_spark.spark.parallelism.TASKS_PER_SLOT`
+    per task slot of the cluster (finished tasks are what the progress lines count), but at least
+    ``batch_size`` texts (one full forward pass) per partition, and at most :data:`_TEXTS_PER_TASK` texts
+    per partition."""
+    wanted = min(TASKS_PER_SLOT * task_slots(spark), math.ceil(n_texts / max(1, batch_size)))
     return max(1, wanted, math.ceil(n_texts / _TEXTS_PER_TASK))
 
 
@@ -106,7 +103,7 @@ def count_truncated(df: DataFrame, *, text_col: str, model: str | None, max_leng
     """How many texts the encoder truncates: ``truncated_rows`` (rows of ``df``), ``truncated_texts``
     (distinct texts), ``truncated_share`` (of the rows), ``max_tokens`` (the effective limit). Tokenizer
     only, once per distinct text."""
-    from smart_spark.embed.encoder import effective_max_length
+    from smart_spark.embed.model_folder import effective_max_length
 
     limit = effective_max_length(model, max_length)
     sha = text_sha256(text_col)
@@ -130,7 +127,7 @@ def text_stats(df: DataFrame, *, text_col: str, tokens_col: str, model: str | No
     ``truncated_share`` (of the rows), ``distinct_texts``, ``repeated_in_task`` (rows whose (task, text)
     pair occurred before) and ``texts_in_several_tasks``. Texts without a count (a cache made before
     counts were stored) are counted by the tokenizer (:func:`count_truncated`)."""
-    from smart_spark.embed.encoder import effective_max_length
+    from smart_spark.embed.model_folder import effective_max_length
 
     limit = effective_max_length(model, max_length)
     pairs = df.groupBy("task", text_sha256(text_col).alias(_SHA)).agg(

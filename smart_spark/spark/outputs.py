@@ -22,7 +22,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 import smart_spark
-from smart_spark.delta import tables as delta_io
+from smart_spark.delta import delta_io
 from smart_spark.failpoints import failpoint
 from smart_spark.spark.reader import OUTPUT_COLUMNS, PROMPT_COLUMN
 from smart_spark.spark.run_state import OPTIONAL_TABLES, RUN_TABLES, SUCCEEDED, RunLedger, runs_row

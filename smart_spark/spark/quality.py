@@ -33,9 +33,9 @@ from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
 from smart_spark.core.quality import SAMPLE_ROWS, VENDI_ROWS, coverage_of, exact_mean
-from smart_spark.delta import tables as delta_io
+from smart_spark.delta import delta_io
 from smart_spark.spark.run_state import SUCCEEDED
-from udfs.quality import (
+from smart_spark.udfs.quality import (
     BLOCK_SCHEMA,
     MAXIMA_SCHEMA,
     SCOPE_SCHEMA,

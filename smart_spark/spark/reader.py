@@ -20,7 +20,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from smart_spark.delta import tables as delta_io
+from smart_spark.delta import delta_io
+from smart_spark.delta.refs import is_table_name
 from smart_spark.errors import SmartError
 from smart_spark.spark import chat
 
@@ -28,7 +29,6 @@ from smart_spark.spark import chat
 OUTPUT_COLUMNS = ("run_id", "task", "stratum", "id", "selection_rank", "selection_gain")
 #: ``--input-format`` values; ``auto`` picks Delta when ``_delta_log/`` exists, else by extension.
 INPUT_FORMATS = ("auto", "delta", "parquet", "json", "table")
-_TABLE_NAME = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*){0,2}$")
 _ID_SEPARATOR = "\u001f"
 #: The text the job embeds (derived prompt), a working column of the prepared frame only.
 PROMPT_COLUMN = "__smartspark_prompt"
@@ -95,7 +95,7 @@ def detect_format(path: str) -> str:
             return "json"
         raise SmartError(f"--input {path}: cannot tell the format of this folder; give --input-format")
     if local is not None and not os.path.exists(local):
-        if _TABLE_NAME.match(path):
+        if is_table_name(path):
             return "table"
         raise SmartError(f"--input {path} does not exist")
     if local is None:
@@ -196,7 +196,7 @@ def _prompt_column(df: DataFrame, config: InputSpec, embeds: bool) -> tuple[Data
         if not embeds:
             return df, None
         from smart_spark.embed.encoder import has_chat_template
-        from udfs.text import chat_template_udf
+        from smart_spark.udfs.text import chat_template_udf
 
         if not has_chat_template(config.model):
             raise SmartError(f"--prompt-from chat_template: the tokenizer of --model "

@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING
 
 from pyspark.sql import functions as F
 
-from smart_spark.delta import tables as delta_io
-from smart_spark.delta.tables import Fence
+from smart_spark.delta import delta_io
+from smart_spark.delta.delta_io import Fence
 from smart_spark.errors import SmartError
 
 if TYPE_CHECKING:

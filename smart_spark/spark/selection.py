@@ -1,9 +1,9 @@
 """Stage 2 in Spark: execute the stage-2 plan on each (task, stratum) group's rows, distributed.
 
-The driver builds the plan (:func:`smart_spark.core.stage2_plan.plan_stage2`, one entry per group, from
-counts alone) and never sees an instance. This module only moves rows: it joins each row to its group's
-plan entry, assigns partitions, groups rows, and calls the ``udfs.select`` functions (the numpy core) that
-run each greedy for the picks the plan gives. By method:
+The driver builds the plan (:func:`smart_spark.core.stage2_plan.plan_stage2`, one entry per group, from counts
+alone) and never sees an instance. This module only moves rows: it joins each row to its group's plan entry,
+assigns partitions, groups rows, and calls the ``smart_spark.udfs.select`` functions (the numpy core) that run
+each greedy for the picks the plan gives. By method:
 
 - ``whole``: every row, ranked by id, no gain;
 - ``random``: the b rows first in the seeded hash order of their ids;
@@ -37,7 +37,8 @@ from smart_spark.core.stage2_plan import (
     plan_stage2,
     plan_sweep,
 )
-from udfs import select as udf
+from smart_spark.spark.parallelism import TASKS_PER_SLOT, task_slots
+from smart_spark.udfs import select as udf
 
 _PLAN_SCHEMA = "group_id int, task string, stratum string, budget int, method string, bucket int"
 
@@ -49,11 +50,7 @@ def _num_partitions(spark: SparkSession, groups: int) -> int:
     with ``spark.sql.shuffle.partitions`` (200 by default) the union of the stage-2 branches ran 400 tasks,
     each starting a Python worker, and AQE does not coalesce them; on 2 cores that cost more than the greedy.
     """
-    try:
-        slots = int(spark.sparkContext.defaultParallelism)
-    except Exception:  # Spark Connect has no SparkContext
-        slots = int(spark.conf.get("spark.sql.shuffle.partitions", "200") or 200) // 4
-    return max(1, min(4 * max(1, slots), groups))
+    return max(1, min(TASKS_PER_SLOT * task_slots(spark), groups))
 
 
 def _hash(seed: int, salt: str) -> Column:
@@ -81,7 +78,7 @@ def select_instances(spark: SparkSession, rows: DataFrame, budgets: Mapping[Grou
 
     ``rows`` has ``task``, ``stratum``, ``id`` and ``embedding`` (array<float>; unused for ``whole``
     and ``random`` groups). ``budgets`` and ``sizes`` are keyed by (task, stratum). ``device``: where the
-    tasks run FL (``udfs.select.fl_device``: ``auto`` uses a task's assigned GPU).
+    tasks run FL (``smart_spark.udfs.select.fl_device``: ``auto`` uses a task's assigned GPU).
     """
     plan = plan_stage2(budgets, sizes, fn=fn, partition_size=partition_size, seed=seed,
                        gc_lambda=gc_lambda, logdet_lambda=logdet_lambda)

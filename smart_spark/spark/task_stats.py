@@ -1,4 +1,4 @@
-"""Spark side of stage 1: embedding checks, per-task mean embeddings and group sizes.
+"""Spark side of stage 1: embedding checks, per-task mean embeddings, group sizes and the tasks' families.
 
 Only M rows (one per task) and the (task, stratum) counts ever reach the driver.
 """
@@ -6,6 +6,7 @@ Only M rows (one per task) and the (task, stratum) counts ever reach the driver.
 from __future__ import annotations
 
 import functools
+import logging
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from smart_spark.errors import SmartError
-from udfs.task_sums import (
+from smart_spark.udfs.task_sums import (
     CHECKS_SCHEMA,
     SCALE,
     combine_partition_sums,
@@ -22,14 +23,17 @@ from udfs.task_sums import (
     task_sums_schema,
 )
 
+log = logging.getLogger(__name__)
+
 
 def validate_embeddings(df: DataFrame, col: str = "embedding", *, flag: str = "--embedding-col") -> int:
     """Check every row's embedding (not null, finite, not all zero, one dimension); return the dimension.
 
     Raises :class:`SmartError` naming the problem, how many rows have it and the smallest such id.
     """
-    # One vectorised pass over Arrow batches (udfs.task_sums.embedding_checks), one row per partition:
-    # Spark SQL's higher-order functions (exists/forall) over every element are interpreted, ~10x slower.
+    # One vectorised pass over Arrow batches (smart_spark.udfs.task_sums.embedding_checks), one row per
+    # partition: Spark SQL's higher-order functions (exists/forall) over every element are interpreted,
+    # ~10x slower.
     partials = df.select(F.col("id"), F.col(col)).mapInArrow(
         functools.partial(embedding_checks, embedding_col=col, id_col="id"), CHECKS_SCHEMA
     ).collect()
@@ -96,3 +100,21 @@ def group_of_tasks(df: DataFrame, group_col: str) -> dict[str, str]:
             raise SmartError(f"--group-col {group_col!r} must hold one non-null value per task; task "
                              f"{r['task']!r} has {r['k']} value(s) and {r['nulls']} null(s)")
     return {r["task"]: r["g"] for r in rows}
+
+
+def families_of(prepared: DataFrame, group_col: str | None, *, required: bool) -> dict[str, str] | None:
+    """Task -> its ``--group-col`` value (M rows to the driver), or None without ``group_col``.
+
+    ``required`` (``--strategy fixed``): one value per task or an error; otherwise the values serve the
+    report's view by family only, and a column that is not one value per task gives None (the report
+    then falls back to task-name prefixes) with a warning.
+    """
+    if not group_col:
+        return None
+    try:
+        return group_of_tasks(prepared, group_col)
+    except SmartError as exc:
+        if required:
+            raise
+        log.warning("report families by task-name prefix instead: %s", exc)
+        return None

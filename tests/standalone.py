@@ -7,13 +7,13 @@ injected by pid: :meth:`StandaloneCluster.kill_worker` SIGKILLs a Worker JVM and
 SIGKILLs the Python workers (children of ``pyspark.daemon``) of one executor. :meth:`stop` kills every
 process the cluster started (and their descendants) by pid.
 
-``JobDriver``: ``python tests/cluster.py SPEC.json`` in a subprocess. The driver builds its own
-SparkSession (master and conf from the spec), then runs the job (:func:`jobs.smart_mixture.run`) once per
-phase, printing ``SMARTTEST START <phase>`` / ``SMARTTEST DONE <phase> <summary JSON>`` (or ``SMARTTEST
-FAILED <phase> <error>``) lines; its Spark log (stderr) goes to ``driver.log``. With ``sample_python`` it
-also records the peak RSS (``VmHWM``) of its Python worker processes per phase; with ``collect_check`` it
-finally tries to collect the input's rows to the driver and reports whether ``spark.driver.maxResultSize``
-stopped it. The test side reads those lines and the log.
+``JobDriver``: ``python tests/standalone.py SPEC.json`` in a subprocess. The driver builds its own
+SparkSession (master and conf from the spec), then runs the job (:func:`smart_spark.jobs.smart_mixture.run`)
+once per phase, printing ``SMARTTEST START <phase>`` / ``SMARTTEST DONE <phase> <summary JSON>`` (or
+``SMARTTEST FAILED <phase> <error>``) lines; its Spark log (stderr) goes to ``driver.log``. With
+``sample_python`` it also records the peak RSS (``VmHWM``) of its Python worker processes per phase; with
+``collect_check`` it finally tries to collect the input's rows to the driver and reports whether
+``spark.driver.maxResultSize`` stopped it. The test side reads those lines and the log.
 
 Also :func:`canon` and :func:`snapshot`: a Delta table's latest snapshot (read with delta-rs) as sorted,
 exactly comparable row tuples.
@@ -323,7 +323,7 @@ class StandaloneCluster:
 
 
 class JobDriver:
-    """``python tests/cluster.py SPEC`` in a subprocess; its stdout lines collected by a thread."""
+    """``python tests/standalone.py SPEC`` in a subprocess; its stdout lines collected by a thread."""
 
     def __init__(self, root: Path, spec: dict, *, env: dict[str, str] | None = None) -> None:
         self.root = Path(root)
@@ -470,8 +470,8 @@ class _PythonSampler(threading.Thread):
 def drive(spec_path: str) -> int:
     """Run the phases of a spec (see the module docstring) in this process; exit status 0 if all passed."""
     sys.path.insert(0, str(REPO))
-    from jobs.smart_mixture import run
     from smart_spark.cli.settings import make_config
+    from smart_spark.jobs.smart_mixture import run
     from smart_spark.spark.session import get_spark
 
     spec = json.loads(Path(spec_path).read_text())

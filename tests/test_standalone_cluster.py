@@ -1,6 +1,6 @@
 """Faults on a real standalone cluster: the job survives a killed Python worker and a killed Spark worker.
 
-A master and two 1-core workers run on 127.0.0.1 (tests/cluster.py); the job runs in a driver subprocess
+A master and two 1-core workers run on 127.0.0.1 (tests/standalone.py); the job runs in a driver subprocess
 against that master. Stage-2 selection has one large exact group (8,000 rows, FL):
 while its greedy runs, the Python worker holding the group's kernel is visibly large (its RSS grows by
 the 8,000 x 8,000 float32 kernel, 244 MiB; a warm idle worker is about 90 MiB above its daemon), and only
@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from cluster import (
+from standalone import (
     TABLE_KEYS,
     JobDriver,
     StandaloneCluster,
@@ -39,8 +39,8 @@ from cluster import (
     status_kib,
 )
 
-from jobs.smart_mixture import run
 from smart_spark.cli.settings import make_config
+from smart_spark.jobs.smart_mixture import run
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
