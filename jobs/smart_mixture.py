@@ -32,6 +32,7 @@ from smart_spark.errors import SmartError
 from smart_spark.failpoints import InjectedFailure
 from smart_spark.spark.reader import read_input
 from smart_spark.spark.session import get_spark
+from smart_spark.spark.worker_python import check_worker_python
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,9 @@ def run(spark: SparkSession, config: JobConfig) -> dict:
     """
     delta_io.output_tables(config.output)  # a bad --output fails now, not after the work
 
-    # 1. Read: the input table (lazy; checked by the first step of build_mixture).
+    # 1. Read: the input table (lazy; checked by the first step of build_mixture), once Spark's Python
+    #    workers are known to run this package.
+    check_worker_python(spark, encoder=config.embedding_col is None)
     raw, input_version = read_input(spark, config.input_spec())
 
     # 2-5. Build the mixture (smart_spark.api.mixture): prepare and check the derived columns ("read"),

@@ -7,6 +7,9 @@ injected by pid: :meth:`StandaloneCluster.kill_worker` SIGKILLs a Worker JVM and
 SIGKILLs the Python workers (children of ``pyspark.daemon``) of one executor. :meth:`stop` kills every
 process the cluster started (and their descendants) by pid.
 
+``ApacheConnectServer``: Apache Spark's own Spark Connect server (``spark-submit --class
+...SparkConnectServer``) on 127.0.0.1, its Python workers on this interpreter and repository.
+
 ``JobDriver``: ``python tests/standalone.py SPEC.json`` in a subprocess. The driver builds its own
 SparkSession (master and conf from the spec), then runs the job (:func:`smart_spark.jobs.smart_mixture.run`)
 once per phase, printing ``SMARTTEST START <phase>`` / ``SMARTTEST DONE <phase> <summary JSON>`` (or
@@ -425,6 +428,94 @@ class JobDriver:
     def log_text(self, lines: int = 80) -> str:
         return (f"----- driver stdout\n{tail(self.stdout_path, lines)}\n"
                 f"----- driver stderr\n{tail(self.stderr_path, lines)}")
+
+
+class ApacheConnectServer:
+    """Apache Spark's own Spark Connect server (pyspark's ``SparkConnectServer``, started with its
+    ``spark-submit``) on 127.0.0.1 and a free port, ``master`` (``local[2,4]``: two cores, a failed task
+    tried up to 4 times). Its Python workers run this interpreter with the repository on PYTHONPATH; ``env``
+    adds to their environment. No Delta jars: the job writes through delta-rs. ``private``: a folder the
+    server sees as an empty folder of its own (a tmpfs mounted there in its own mount namespace, with
+    ``unshare``: root only), as a server on another machine would. Its log (WARN and up, one line each)
+    is ``server.log``; :meth:`stop` kills it and everything it started, by pid."""
+
+    LOG4J = "\n".join([
+        "rootLogger.level = warn", "rootLogger.appenderRef.stderr.ref = console",
+        "appender.console.type = Console", "appender.console.name = console",
+        "appender.console.target = SYSTEM_ERR", "appender.console.layout.type = PatternLayout",
+        "appender.console.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n",
+        "appender.console.layout.alwaysWriteExceptions = false",
+        "logger.nativecode.name = org.apache.hadoop.util.NativeCodeLoader",
+        "logger.nativecode.level = off", ""])
+
+    def __init__(self, root: Path, *, master: str = "local[2,4]", env: dict[str, str] | None = None,
+                 private: Path | None = None) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.master, self.extra_env, self.private = master, dict(env or {}), private
+        self.log = self.root / "server.log"
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"sc://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 120.0) -> ApacheConnectServer:
+        self.port = free_port()
+        (self.root / "log4j2.properties").write_text(self.LOG4J)
+        conf = {
+            "spark.connect.grpc.binding.address": "127.0.0.1",
+            "spark.connect.grpc.binding.port": str(self.port),
+            "spark.pyspark.python": sys.executable, "spark.sql.session.timeZone": "UTC",
+            "spark.sql.shuffle.partitions": "4", "spark.default.parallelism": "2",
+            "spark.ui.enabled": "false",
+            "spark.sql.warehouse.dir": str(self.root / "warehouse"),
+        }
+        args = [os.path.join(spark_home(), "bin", "spark-submit"), "--master", self.master,
+                "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
+                "--driver-java-options", f"-Dlog4j2.configurationFile=file:{self.root / 'log4j2.properties'} "
+                "-Ddev.ludovic.netlib.blas.allowNative=false"]
+        for key, value in conf.items():
+            args += ["--conf", f"{key}={value}"]
+        if self.private is not None:  # the shell execs spark-submit, which execs java: one pid throughout
+            args = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                    'mount -t tmpfs smartspark "$0" && exec "$@"', str(self.private), *args]
+        pythonpath = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+        env = {**os.environ, "SPARK_HOME": spark_home(), "PYSPARK_PYTHON": sys.executable,
+               "PYTHONPATH": pythonpath, **self.extra_env}
+        for name in ("PYSPARK_GATEWAY_PORT", "PYSPARK_GATEWAY_SECRET", "SPARK_REMOTE",
+                     "SPARK_CONNECT_MODE_ENABLED"):
+            env.pop(name, None)
+        with open(self.log, "wb") as fh:
+            self.proc = subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         env=env, cwd=self.root)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the Spark Connect server exited ({self.proc.returncode})\n"
+                                   f"{self.log_text()}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return self
+            time.sleep(0.3)
+        raise TimeoutError(f"the Spark Connect server did not listen in {timeout:.0f} s\n{self.log_text()}")
+
+    def stop(self) -> None:
+        """SIGTERM the server, then SIGKILL whatever of it (and its Python workers) is left, by pid."""
+        if self.proc is None:
+            return
+        under = descendants(self.proc.pid)
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                kill_pids([self.proc.pid])
+                self.proc.wait(timeout=10)
+        kill_pids([*under, *running_in(self.root)])
+
+    def log_text(self, lines: int = 60) -> str:
+        return f"----- Spark Connect server\n{tail(self.log, lines)}"
 
 
 @contextlib.contextmanager

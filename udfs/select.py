@@ -22,6 +22,7 @@ from smart_spark.core.partitioned import merge_union
 from smart_spark.core.stage2_plan import Stage2Plan
 from smart_spark.embed.device import resolve_device, task_gpu
 from smart_spark.errors import SmartError
+from smart_spark.failpoints import worker_failpoint
 
 RESULT_SCHEMA = "group_id int, id string, rank int, gain double"
 LOCAL_SCHEMA = ("group_id int, partition int, id string, embedding array<float>, local_rank int, "
@@ -45,6 +46,7 @@ def bind(func: Callable[..., pd.DataFrame], /, **kwargs: object) -> Callable[[pd
     type hints of what it is given; a ``functools.partial`` has none it can read, and pyspark warns)."""
 
     def run(pdf: pd.DataFrame) -> pd.DataFrame:
+        worker_failpoint("select_task")
         return func(pdf, **kwargs)
 
     return run

@@ -60,6 +60,7 @@ from smart_spark.spark.reader import local_path, prepare
 from smart_spark.spark.run_state import RunLedger, create_succeeded_view, new_attempt, recover
 from smart_spark.spark.selection import select_sweep
 from smart_spark.spark.task_stats import families_of, group_sizes, task_means, validate_embeddings
+from smart_spark.spark.worker_python import check_worker_python
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -236,6 +237,7 @@ def build_mixture(df: DataFrame, *, config: JobConfig | None = None, input_versi
 
     # Read: the derived columns (task, id, stratum, the prompt), checked before any work.
     with stage(spark, "read", f"read and check {config.input}", seconds) as st:
+        check_worker_python(spark, encoder=config.embedding_col is None)  # before any Spark job
         prepared, counts = prepare(df, config.input_spec())
         check_budget(configs, counts["rows"])
         check_added_columns(df.columns, config)

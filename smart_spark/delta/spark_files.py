@@ -7,6 +7,8 @@ writes Parquet into a staging folder under the table root; the driver moves each
 footer for ``numRecords``, and ONE delta-rs transaction (``create_write_transaction``) commits exactly those
 files and removes the replaced ones. Timestamps are written as TIMESTAMP_MICROS. A failed write commits
 nothing: its staging folder is removed, and files of a failed commit stay unreferenced until VACUUM.
+Spark and this process must see the same folder (over Spark Connect: a server on this machine, or a path
+both resolve); a write this process cannot see is an error, and nothing is committed.
 """
 
 from __future__ import annotations
@@ -69,6 +71,11 @@ def write_files(
                 .partitionBy(*partition_by)
                 .parquet(f"{spark_uri(root)}/{_STAGING}{write_id}")
             )
+        if fs.get_file_info(stage).type == pafs.FileType.NotFound:  # Spark always makes the folder
+            raise SmartError(
+                f"{root}: Spark wrote the files where this process does not see them (a Spark Connect "
+                "server on another machine?); delta-rs commits here what Spark writes there, so give a path "
+                "both see (an object store URI), or run Spark with Delta (delta-spark)")
         adds = []
         for info in fs.get_file_info(pafs.FileSelector(stage, recursive=True, allow_not_found=True)):
             if not info.is_file or not info.base_name.endswith(".parquet") or info.base_name[0] in "._":

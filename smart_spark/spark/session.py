@@ -25,6 +25,33 @@ DEFAULTS = {
 #: The JVM's console logging for sessions this module launches: errors only, no stack traces.
 LOG4J_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "log4j2.properties")
 _JAVA_OPTIONS = "spark.driver.extraJavaOptions"
+_SPARK_DEFAULT_PROFILE = "org/apache/spark/log4j2-defaults.properties"  # Spark's, when none is given
+
+
+def quiet_submitted_jvm() -> bool:
+    """Under ``spark-submit``: the JVM logs with :data:`LOG4J_CONFIG` from now on, its context start too.
+
+    ``spark-submit`` starts the JVM, with Spark's default log4j profile (INFO), before the job's Python runs;
+    the Py4J gateway reaches it before any SparkContext exists, so even the context's start lines go.
+    Only Spark's own default profile is replaced: a log4j configuration the user gave
+    (``-Dlog4j2.configurationFile``, ``conf/log4j2.properties``, a cluster's) stays. Returns whether it
+    replaced it (False too without a gateway: a local Python process or Spark Connect).
+    """
+    from pyspark import SparkContext
+
+    if "PYSPARK_GATEWAY_PORT" not in os.environ or os.environ.get("SPARK_REMOTE"):
+        return False
+    SparkContext._ensure_initialized()
+    jvm = SparkContext._jvm
+    context = jvm.org.apache.logging.log4j.LogManager.getContext(False)  # the one Spark logs to
+    location = str(context.getConfiguration().getConfigurationSource().getLocation() or "")
+    if not location.endswith(_SPARK_DEFAULT_PROFILE):
+        return False
+    # spark-submit leaves Spark's logging to be set up again by the first class that logs (the
+    # SparkContext), which would load Spark's default profile once more: set it up now, silently.
+    jvm.org.apache.spark.SparkConf(False).initializeLogIfNecessary(False, True)
+    context.setConfigLocation(jvm.java.io.File(LOG4J_CONFIG).toURI())  # what Spark does for its default
+    return True
 
 
 def _jvm_running() -> bool:
@@ -42,10 +69,11 @@ def get_spark(
 
     ``master`` and ``conf`` are applied like ``--master`` and ``--conf``; a session that already runs keeps
     its master. Works for classic and Spark Connect sessions (``SPARK_REMOTE``).
-    ``quiet_jvm``: when this call launches the JVM itself (a local Python process, not ``spark-submit``),
-    the JVM logs with :data:`LOG4J_CONFIG` (errors only, no stack traces on the console) unless a log4j
-    configuration was given; ``spark-submit`` and cluster sessions keep their own logging. Such a JVM
-    also draws no console progress bar (``spark.ui.showConsoleProgress``): the job logs its progress.
+    ``quiet_jvm``: the JVM logs with :data:`LOG4J_CONFIG` (errors only, no stack traces on the console)
+    unless a log4j configuration was given: when this call launches the JVM itself (a local Python
+    process), and under ``spark-submit`` in place of Spark's default profile (:func:`quiet_submitted_jvm`);
+    a cluster's own logging stays. A JVM this call launches also draws no console progress bar
+    (``spark.ui.showConsoleProgress``): the job logs its progress.
     """
     from pyspark.sql import SparkSession
 
@@ -68,6 +96,8 @@ def get_spark(
             conf[_JAVA_OPTIONS] = f"{options} -Ddev.ludovic.netlib.blas.allowNative=false".strip()
         if "spark.ui.showConsoleProgress" not in given:  # a carriage-return bar: the job logs progress
             conf.setdefault("spark.ui.showConsoleProgress", "false")
+    elif quiet_jvm and not _jvm_running():
+        quiet_submitted_jvm()
     builder = SparkSession.builder.appName(app_name)
     if master is not None:
         builder = builder.master(master)
