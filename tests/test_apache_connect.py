@@ -20,14 +20,14 @@ import subprocess
 
 import pyarrow.parquet as pq
 import pytest
-from cluster import TABLE_KEYS, ApacheConnectServer, canon, read_table
 from deltalake import DeltaTable
+from standalone import TABLE_KEYS, ApacheConnectServer, canon, read_table
 
-from smart_spark.jobs.smart_mixture import run
 from smart_spark.cli.settings import make_config
 from smart_spark.datasets.synthetic import synthetic_table
-from smart_spark.delta import tables as delta_io
+from smart_spark.delta import delta_io
 from smart_spark.errors import SmartError
+from smart_spark.jobs.smart_mixture import run
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
