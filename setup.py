@@ -11,11 +11,12 @@ setup(
     # the wheel holds them as smart_spark.jobs and smart_spark.udfs, and no top-level jobs or udfs.
     packages=find_packages(include=["smart_spark", "smart_spark.*"]),
     package_data={"smart_spark": ["py.typed", "spark/log4j2.properties"]},
+    # Spark and Delta come with the cluster (Databricks runtimes, a managed Spark); `pip install
+    # smart-spark[spark]` brings them where there is none (scripts/setup.sh does). torch is a lower bound
+    # so an ML runtime's own build is kept; scripts/setup.sh installs the pinned CPU build first.
     install_requires=[
-        "pyspark==4.2.0",
-        "delta-spark==4.4.1",
         "deltalake>=1.6,<2",
-        "torch==2.13.0",
+        "torch>=2.4",
         "transformers>=4.45",
         "numpy>=1.26",
         "pandas>=2.0,<3",
@@ -32,6 +33,7 @@ setup(
         ],
     },
     extras_require={
+        "spark": ["pyspark==4.2.0", "delta-spark==4.4.1"],
         "test": [
             "pytest>=8",
             "hypothesis>=6",

@@ -22,7 +22,7 @@ if [ ! -f "$stamp" ]; then
   # torch before the rest, pinned: an unpinned torch pulls several GB of CUDA packages. Where pip's
   # configured index serves CUDA builds, TORCH_INDEX_URL (e.g. PyTorch's CPU wheel index) picks the build.
   .venv/bin/python -m pip install -q ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} torch==2.13.0
-  .venv/bin/python -m pip install -q -e ".[test]"
+  .venv/bin/python -m pip install -q -e ".[spark,test]"
   # Real third-party instruction text for the tests (data/README.md): lm-eval ships FLAN's MMLU
   # chain-of-thought exemplars as a data file; only that file is read, so none of its dependencies.
   .venv/bin/python -m pip install -q --no-deps lm-eval==0.4.13
