@@ -19,7 +19,7 @@ from jsonschema import Draft202012Validator, ValidationError, validators
 
 from smart_spark.cli.bundle import as_yaml, load_jobs, main, render_parameters
 from smart_spark.cli.settings import load_config, make_config
-from smart_spark.delta.tables import output_tables
+from smart_spark.delta.delta_io import output_tables
 from smart_spark.errors import SmartError
 
 ROOT = Path(__file__).resolve().parent.parent
