@@ -21,7 +21,6 @@ Where the work happens (no input row reaches the driver):
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 from collections.abc import Mapping
@@ -84,15 +83,15 @@ def measure_quality(instances: DataFrame, selected: DataFrame, *, input_rows: Ma
     kept = sorted(t for t, b in mixture_rows.items() if b > 0)
     one_group = (min(n_input, sample) + min(n_mixture, sample)) * n_mixture <= one_group_products
     parts = [_whole_rows(rows, n_input, n_mixture, sample, vendi_rows, products=one_group)
-             .withColumn("bucket", F.lit(-1))]
+             .withColumn("bucket", F.lit(-1).cast("int"))]
     if kept:
         task_rows = sum(min(input_rows[t], sample) + mixture_rows[t] for t in kept)
         buckets = max(1, math.ceil(task_rows / BUCKET_ROWS))
         parts.append(_task_rows(rows, kept, input_rows, mixture_rows, sample, vendi_rows)
-                     .withColumn("bucket", F.pmod(F.xxhash64("scope"), F.lit(buckets))))
-    figures = {(r["whole"], r["scope"]): r.asDict() for r in (
-        functools.reduce(DataFrame.unionByName, parts).groupBy("bucket")
-        .applyInPandas(bucket_figures, SCOPE_SCHEMA).collect())}
+                     .withColumn("bucket", F.pmod(F.xxhash64("scope"), F.lit(buckets)).cast("int")))
+    # One groupBy per part (not one over their union: Sail's union checks nullability beyond Spark's).
+    figures = {(r["whole"], r["scope"]): r.asDict() for part in parts for r in (
+        part.groupBy("bucket").applyInPandas(bucket_figures, SCOPE_SCHEMA).collect())}
     everything = figures[(True, ALL)]
     if not one_group:
         everything.update(_blocked_products(rows, n_input, n_mixture, sample))
@@ -166,16 +165,19 @@ def smallest(frame: DataFrame, limit: int, total: int) -> Column:
     return (F.col("h") < h) | ((F.col("h") == h) & (F.col("id") <= key))
 
 
-def in_task_sample(frame: DataFrame, name: str, limit: int, counts: Mapping[str, int]) -> DataFrame:
-    """``frame`` (with ``task``, ``id``, ``h``) plus a boolean column ``name``: the row is among the
-    ``limit`` smallest (h, id) of its task (``counts``: the frame's rows per task). Tasks of at most
-    ``limit`` rows are taken whole; only the larger ones are ranked (one window over small columns)."""
+def in_task_sample(frame: DataFrame, name: str, limit: int, counts: Mapping[str, int], *,
+                   among: DataFrame | None = None) -> DataFrame:
+    """``frame`` (with ``task``, ``id``, ``h``) plus a boolean column ``name``: the row is at most the
+    ``limit``-th smallest (h, id) of its task among the rows of ``among`` (default ``frame``; ``counts``:
+    its rows per task). Tasks of at most ``limit`` rows are taken whole; only the larger ones are ranked
+    (one window over small columns)."""
     large = sorted(t for t, n in counts.items() if n > limit)
     if not large:
         return frame.withColumn(name, F.lit(True))
+    among = frame if among is None else among
     spark = frame.sparkSession
     order = Window.partitionBy("task").orderBy("h", "id")
-    last = (frame.join(F.broadcast(spark.createDataFrame([(t,) for t in large], "task string")), "task")
+    last = (among.join(F.broadcast(spark.createDataFrame([(t,) for t in large], "task string")), "task")
             .select("task", "h", "id").withColumn("rank", F.row_number().over(order))
             .where(F.col("rank") == limit)
             .select("task", F.col("h").alias("last_h"), F.col("id").alias("last_id")))
@@ -189,12 +191,13 @@ def _task_rows(rows: DataFrame, kept: list[str], input_rows: Mapping[str, int],
     """The rows each kept task's group needs: its coverage sample and its mixture rows, flagged."""
     spark = rows.sparkSession
     rows = rows.join(F.broadcast(spark.createDataFrame([(t,) for t in kept], "task string")), "task")
-    rows = in_task_sample(rows, "cov", sample, {t: input_rows[t] for t in kept})
     mix = rows.where("mix")
-    mix = in_task_sample(mix, "red", sample, {t: mixture_rows[t] for t in kept})
-    mix = in_task_sample(mix, "ven", vendi_rows, {t: mixture_rows[t] for t in kept})
-    others = rows.where(~F.col("mix") & F.col("cov")).withColumns({"red": F.lit(False), "ven": F.lit(False)})
-    return (mix.unionByName(others)
+    counts = {t: mixture_rows[t] for t in kept}
+    rows = in_task_sample(rows, "cov", sample, {t: input_rows[t] for t in kept})
+    rows = in_task_sample(rows, "red", sample, counts, among=mix)
+    rows = in_task_sample(rows, "ven", vendi_rows, counts, among=mix)
+    rows = rows.withColumns({"red": F.col("mix") & F.col("red"), "ven": F.col("mix") & F.col("ven")})
+    return (rows.where(F.col("cov") | F.col("mix"))
             .select(F.lit(False).alias("whole"), F.col("task").alias("scope"), "id", "embedding", *FLAGS))
 
 
