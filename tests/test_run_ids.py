@@ -115,9 +115,11 @@ def test_a_sweep_with_a_nested_run_id_writes_its_reports_under_output(sweep_outp
     assert set(runs["status"]) == {"succeeded"}
     written = sorted(str(p.relative_to(out)) for p in out.rglob("*")
                      if p.is_file() and not any(part in delta_io.TABLES for part in p.relative_to(out).parts))
-    assert written == ["report.md", "reports/exp/1/m2-n60/budgets.png", "reports/exp/1/m2-n60/report.md",
-                       "reports/exp/1/mall-n60/budgets.png", "reports/exp/1/mall-n60/report.md"]
-    assert "`exp/1/m2-n60`" in (out / "report.md").read_text()
+    assert written == ["report.md", "reports/exp/1/m2-n60/budgets.png", "reports/exp/1/m2-n60/quality.png",
+                       "reports/exp/1/m2-n60/report.md", "reports/exp/1/mall-n60/budgets.png",
+                       "reports/exp/1/mall-n60/quality.png", "reports/exp/1/mall-n60/report.md"]
+    index = (out / "report.md").read_text()
+    assert "`exp/1/m2-n60`" in index and "| coverage | redundancy | Vendi score |" in index
 
 
 @pytest.mark.spark
