@@ -142,12 +142,8 @@ def comparable_runs(spark: SparkSession, refs: Mapping[str, delta_io.TableRef],
 
 def quality_frame(spark: SparkSession, figures: pd.DataFrame, run_id: str) -> DataFrame:
     """``figures`` (from :func:`measure_quality`) as ``mixture_quality`` rows of ``run_id``."""
-    def value(x: object) -> object:
-        return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
-
     rows = [(run_id, r["scope"], int(r["rows"]), int(r["input_rows"]), *(
-        None if value(r[c]) is None else float(r[c])
-        for c in ("coverage", "redundancy", "vendi", "task_coverage")),
+        None if pd.isna(r[c]) else float(r[c]) for c in ("coverage", "redundancy", "vendi", "task_coverage")),
         int(r["sample_rows"]), int(r["redundancy_rows"]), int(r["vendi_rows"]))
         for r in figures.to_dict("records")]
     return spark.createDataFrame(rows, QUALITY_SCHEMA)
