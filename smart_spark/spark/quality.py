@@ -6,21 +6,20 @@ mixture rows, the Vendi score of a seeded sample of at most ``vendi_rows`` mixtu
 sample when its (xxhash64(id, seed), id) is among the scope's ``sample`` smallest: the same rows whatever
 the partitioning, and all of them when the scope has no more.
 
-Where the work happens (no input row reaches the driver):
+Where the work happens (no input row reaches the driver): one shuffle into *parts*, one ``mapInArrow``
+over them (:func:`smart_spark.udfs.quality.part_figures`), one small aggregation:
 
-* per task: the task's sampled rows and its mixture rows meet in one ``applyInPandas`` group (tasks
-  packed into buckets of about :data:`BUCKET_ROWS` rows, :func:`udfs.quality.bucket_figures`); only one
-  row per task comes back;
-* scope ``all``: the sampled rows and the mixture rows are packed into blocks of at most
-  :data:`QUERY_BLOCK` / :data:`KEY_BLOCK` unit vectors; every (query block, key block) pair is one
-  matrix product on an executor (a cartesian product of the two block tables), and only the per-row
-  maxima come back (at most 2 x ``sample`` numbers);
-* Vendi of scope ``all``: its ``vendi_rows`` vectors in one executor group (with its coverage and
-  redundancy too when the products are at most :data:`ONE_GROUP_PRODUCTS`).
+* task parts (about :data:`TASK_PART_ROWS` rows each): the kept tasks' coverage samples and mixture rows,
+  whole tasks per part; one figures row per task comes back;
+* whole parts (scope ``all``, at least :data:`MIN_WHOLE_PARTS`): the mixture rows split by hash (about
+  :data:`KEY_PART_ROWS` each), every row of the scope's coverage and redundancy samples in each of them;
+  per sampled row its largest cosine to each part's keys comes back, and Spark keeps the maximum (at most
+  2 x ``sample`` numbers reach the driver); the scope's Vendi sample goes to the first whole part.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping
@@ -29,77 +28,158 @@ import numpy as np
 import pandas as pd
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.window import Window
 
 from smart_spark.core.quality import SAMPLE_ROWS, VENDI_ROWS, coverage_of, exact_mean
 from smart_spark.delta import delta_io
+from smart_spark.spark.quality_samples import MIXTURE, ROWS, at_most, sample_limits
 from smart_spark.spark.run_state import SUCCEEDED
-from smart_spark.udfs.quality import (
-    BLOCK_SCHEMA,
-    MAXIMA_SCHEMA,
-    SCOPE_SCHEMA,
-    block_maxima,
-    bucket_figures,
-    pack_block,
-)
+from smart_spark.udfs.quality import BF16_MIN_PRODUCTS, KEY, PART_SCHEMA, QUERY, TASK, VENDI, part_figures
 
 #: The scope of the whole mixture in ``mixture_quality`` (other scopes are task names).
 ALL = "all"
-#: Rows per packed block of the scope ``all`` products (query: sampled rows; key: mixture rows).
-QUERY_BLOCK = 2_048
-KEY_BLOCK = 4_096
-#: Scope ``all`` is measured in one executor group when (sampled rows x mixture rows) is at most this.
-ONE_GROUP_PRODUCTS = 1 << 26
-#: Tasks are measured in buckets of about this many rows (one ``applyInPandas`` call each, not one a task).
-BUCKET_ROWS = 32_768
-#: Most partitions of each block table (the products run on (query x key) partition pairs).
-BLOCK_PARTITIONS = 8
+#: Scope ``all`` inside the stage (no task is named so, not even ``all``).
+WHOLE = "\x00all"
+#: Rows per task part (the kept tasks' coverage samples and mixture rows).
+TASK_PART_ROWS = 131_072
+#: Mixture rows per whole part, and the fewest whole parts (the scope ``all`` products spread over them).
+KEY_PART_ROWS = 65_536
+MIN_WHOLE_PARTS = 4
 
 QUALITY_SCHEMA = (
     "run_id string, scope string, rows long, input_rows long, coverage double, redundancy double, "
     "vendi double, task_coverage double, sample_rows long, redundancy_rows long, vendi_rows long"
 )
-FLAGS = ("cov", "mix", "red", "ven")
 #: Scope ``all``'s figures kept in ``runs.metrics`` (``quality``).
 SUMMARY = ("coverage", "redundancy", "vendi", "task_coverage", "sample_rows", "redundancy_rows", "vendi_rows")
+NO_FIGURES = {"coverage": 0.0, "sample_rows": 0, "redundancy": None, "redundancy_rows": 0, "vendi": None,
+              "vendi_rows": 0}
 
 
 def measure_quality(instances: DataFrame, selected: DataFrame, *, input_rows: Mapping[str, int],
                     mixture_rows: Mapping[str, int], sample: int = SAMPLE_ROWS, vendi_rows: int = VENDI_ROWS,
-                    seed: int = 23, one_group_products: int = ONE_GROUP_PRODUCTS) -> pd.DataFrame:
+                    seed: int = 23, whole_parts: int | None = None,
+                    bf16_min_products: int = BF16_MIN_PRODUCTS) -> pd.DataFrame:
     """The figures of one mixture, one row per scope: ``all`` first, then every input task by name.
 
     ``instances``: (task, id, embedding) of every input row; ``selected``: the mixture's (id) rows;
     ``input_rows`` / ``mixture_rows``: rows per task of each. Columns as :data:`QUALITY_SCHEMA` without
     ``run_id``. A task without mixture rows has coverage 0 and no redundancy or Vendi score.
-    Scope ``all`` takes one executor group when its (sampled rows x mixture rows) products are at most
-    ``one_group_products``, else blocked products over the executors.
+    ``whole_parts``: how many parts share scope ``all``'s mixture rows (default from their count);
+    ``bf16_min_products``: products from which the exact bfloat16-pruned maximum is used (on CPUs with
+    native bfloat16). Neither changes a figure beyond float rounding.
     """
-    picked = selected.select("id").withColumn("mix", F.lit(True))
-    rows = (instances.select("task", "id", "embedding",
-                             F.xxhash64(F.col("id"), F.lit(seed)).alias("h"))
-            .join(F.broadcast(picked), "id", "left").withColumn("mix", F.coalesce("mix", F.lit(False))))
+    spark = instances.sparkSession
     n_input, n_mixture = sum(input_rows.values()), sum(mixture_rows.values())
     kept = sorted(t for t, b in mixture_rows.items() if b > 0)
-    one_group = (min(n_input, sample) + min(n_mixture, sample)) * n_mixture <= one_group_products
-    parts = [_whole_rows(rows, n_input, n_mixture, sample, vendi_rows, products=one_group)
-             .withColumn("bucket", F.lit(-1).cast("int"))]
-    if kept:
-        task_rows = sum(min(input_rows[t], sample) + mixture_rows[t] for t in kept)
-        buckets = max(1, math.ceil(task_rows / BUCKET_ROWS))
-        parts.append(_task_rows(rows, kept, input_rows, mixture_rows, sample, vendi_rows)
-                     .withColumn("bucket", F.pmod(F.xxhash64("scope"), F.lit(buckets)).cast("int")))
-    # One groupBy per part (not one over their union: Sail's union checks nullability beyond Spark's).
-    figures = {(r["whole"], r["scope"]): r.asDict() for part in parts for r in (
-        part.groupBy("bucket").applyInPandas(bucket_figures, SCOPE_SCHEMA).collect())}
-    everything = figures[(True, ALL)]
-    if not one_group:
-        everything.update(_blocked_products(rows, n_input, n_mixture, sample))
-    out = [{**everything, "scope": ALL, "rows": n_mixture, "input_rows": n_input,
-            "task_coverage": len(kept) / len(input_rows) if input_rows else None}]
+    picked = selected.select("id", F.lit(True).alias("mix"))
+    task_rows = {t: min(input_rows[t], sample) + mixture_rows[t] for t in kept}
+    task_parts = max(1, math.ceil(sum(task_rows.values()) / TASK_PART_ROWS))
+    part_of = pack_tasks(task_rows, task_parts)
+    whole = whole_parts or max(MIN_WHOLE_PARTS, math.ceil(n_mixture / KEY_PART_ROWS))
+    labels = part_labels(spark, task_parts + whole)
+    rows = (instances.select("task", "id", "embedding", F.xxhash64(F.col("id"), F.lit(seed)).alias("h"))
+            .join(F.broadcast(picked), "id", "left").withColumn("mix", F.coalesce("mix", F.lit(False))))
+    # Samples: of each kept task (coverage, redundancy, Vendi) and of scope all, found in one job.
+    wanted = {(ROWS, WHOLE): [sample], (MIXTURE, WHOLE): [vendi_rows, sample],
+              **{(ROWS, t): [sample] for t in kept}, **{(MIXTURE, t): [vendi_rows, sample] for t in kept}}
+    sizes = {(ROWS, WHOLE): n_input, (MIXTURE, WHOLE): n_mixture,
+             **{(ROWS, t): input_rows[t] for t in kept}, **{(MIXTURE, t): mixture_rows[t] for t in kept}}
+    limits = sample_limits(rows.select("task", "id", "h", "mix"), wanted, sizes, whole_scope=WHOLE)
+    kept_frame = spark.createDataFrame(
+        [(t, True, labels[part_of[t]] * 4 + TASK,
+          *[x for key in ((ROWS, t, sample), (MIXTURE, t, sample), (MIXTURE, t, vendi_rows))
+            for x in limits.get(key, (None, None))]) for t in kept],
+        "task string, kept boolean, task_code int, cov_h long, cov_id string, red_h long, red_id string, "
+        "ven_h long, ven_id string")
+
+    def below(key: tuple[int, str, int]) -> Column:
+        last = limits.get(key)
+        return at_most(F.col("h"), F.col("id"), None if last is None else (F.lit(last[0]), F.lit(last[1])))
+
+    h, key = F.col("h"), F.col("id")
+    rows = (rows.join(F.broadcast(kept_frame), "task", "left")
+            .withColumns({"kept": F.coalesce("kept", F.lit(False)),
+                          "t_cov": at_most(h, key, (F.col("cov_h"), F.col("cov_id"))),
+                          "t_red": at_most(h, key, (F.col("red_h"), F.col("red_id"))),
+                          "t_ven": at_most(h, key, (F.col("ven_h"), F.col("ven_id"))),
+                          "a_cov": below((ROWS, WHOLE, sample)),
+                          "a_red": F.col("mix") & below((MIXTURE, WHOLE, sample)),
+                          "a_ven": F.col("mix") & below((MIXTURE, WHOLE, vendi_rows))}))
+
+    whole_labels = labels[task_parts:]
+    # Where each row goes: codes label * 4 + role (-1: nowhere), one output row per code.
+    none = F.lit(-1)
+    key_code = F.element_at(F.array(*[F.lit(v * 4 + KEY) for v in whole_labels]),
+                            F.pmod(F.col("h"), F.lit(whole)).cast("int") + 1)
+    codes = [
+        F.when(F.col("kept") & (F.col("t_cov") | F.col("mix")), F.col("task_code")).otherwise(none),
+        F.when(F.col("mix"), key_code).otherwise(none),
+        *[F.when(F.col("a_cov") | F.col("a_red"), F.lit(v * 4 + QUERY)).otherwise(none) for v in whole_labels],
+        F.when(F.col("a_ven"), F.lit(whole_labels[0] * 4 + VENDI)).otherwise(none),
+    ]
+    role = F.col("code").bitwiseAND(3)
+    placed = (rows.withColumn("code", F.explode(F.array_remove(F.array(*codes), -1)))
+              .select(F.shiftright("code", 2).alias("part"), role.alias("role"), "task", "id", "embedding",
+                      F.when(role == TASK, F.col("t_cov")).when(role == QUERY, F.col("a_cov"))
+                      .otherwise(False).alias("cov"),
+                      "mix",
+                      F.when(role == TASK, F.col("mix") & F.col("t_red")).when(role == QUERY, F.col("a_red"))
+                      .otherwise(False).alias("red"),
+                      F.when(role == TASK, F.col("mix") & F.col("t_ven")).otherwise(False).alias("ven"))
+              .repartition(len(labels), "part"))
+    figures = (placed.mapInArrow(functools.partial(part_figures, bf16_min_products=bf16_min_products),
+                                 PART_SCHEMA)
+               .groupBy("kind", "scope", "id").agg(*[F.max(c).alias(c) for c in (
+                   "coverage", "sample_rows", "redundancy", "redundancy_rows", "vendi", "vendi_rows")])
+               .toPandas())
+    return _figures_table(figures, input_rows, mixture_rows, kept, n_input, n_mixture)
+
+
+def pack_tasks(rows: Mapping[str, int], parts: int) -> dict[str, int]:
+    """Task -> part in ``0 .. parts - 1``: the largest task first, each into the part with the fewest
+    rows so far (ties: the lowest part), so the parts' rows are about even."""
+    load = [0] * parts
+    out = {}
+    for task in sorted(rows, key=lambda t: (-rows[t], t)):
+        part = min(range(parts), key=lambda p: (load[p], p))
+        out[task] = part
+        load[part] += rows[task]
+    return out
+
+
+def part_labels(spark: SparkSession, parts: int) -> list[int]:
+    """``parts`` int labels that Spark's hash partitioning (``pmod(hash(label), parts)``) sends to
+    ``parts`` different partitions, so each part has its own task; ``0 .. parts - 1`` where no such
+    labels are found (an engine that hashes otherwise: parts may then share a partition)."""
+    found = (spark.range(64 * parts).select(F.col("id").cast("int").alias("v"))
+             .groupBy(F.pmod(F.hash("v"), F.lit(parts)).alias("p")).agg(F.min("v").alias("v")).collect())
+    labels = [r["v"] for r in sorted(found, key=lambda r: r["p"])]
+    return labels if len(labels) == parts else list(range(parts))
+
+
+def _figures_table(figures: pd.DataFrame, input_rows: Mapping[str, int], mixture_rows: Mapping[str, int],
+                   kept: list[str], n_input: int, n_mixture: int) -> pd.DataFrame:
+    """:func:`part_figures`'s aggregated rows -> the :data:`QUALITY_SCHEMA` table (without ``run_id``)."""
+    maxima = figures[figures["kind"] == "max"]
+    cov = maxima["coverage"].dropna().to_numpy(dtype=np.float64)
+    red = maxima["redundancy"].dropna().tolist()
+    vendi = figures[figures["kind"] == "vendi"]
+    everything = {
+        "scope": ALL, "rows": n_mixture, "input_rows": n_input,
+        "coverage": coverage_of(cov) if len(cov) else 0.0, "sample_rows": len(cov),
+        "redundancy": exact_mean(red) if n_mixture >= 2 and red else None,
+        "redundancy_rows": len(red) if n_mixture >= 2 else 0,
+        "vendi": float(vendi["vendi"].iloc[0]) if len(vendi) else None,
+        "vendi_rows": int(vendi["vendi_rows"].iloc[0]) if len(vendi) else 0,
+        "task_coverage": len(kept) / len(input_rows) if input_rows else None,
+    }
+    by_task = {r["scope"]: r for r in figures[figures["kind"] == "task"].to_dict("records")}
+    out = [everything]
     for task in sorted(input_rows):
-        task_figures = figures.get((False, task), {"coverage": 0.0, "sample_rows": 0, "redundancy": None,
-                                                   "redundancy_rows": 0, "vendi": None, "vendi_rows": 0})
+        found = by_task.get(task)
+        task_figures = NO_FIGURES if found is None else {
+            k: None if pd.isna(found[k]) else (int(found[k]) if k.endswith("rows") else float(found[k]))
+            for k in NO_FIGURES}
         out.append({**task_figures, "scope": task, "rows": int(mixture_rows.get(task, 0)),
                     "input_rows": int(input_rows[task]), "task_coverage": None})
     columns = [c.split()[0] for c in QUALITY_SCHEMA.split(", ")][1:]
@@ -147,96 +227,3 @@ def quality_frame(spark: SparkSession, figures: pd.DataFrame, run_id: str) -> Da
         int(r["sample_rows"]), int(r["redundancy_rows"]), int(r["vendi_rows"]))
         for r in figures.to_dict("records")]
     return spark.createDataFrame(rows, QUALITY_SCHEMA)
-
-
-def smallest(frame: DataFrame, limit: int, total: int) -> Column:
-    """A boolean column: the row's (h, id) is at most the ``limit``-th smallest (h, id) of ``frame``
-    (``total`` rows; every row when ``total <= limit``, without any Spark work). Applies to any frame with
-    ``h`` and ``id`` columns."""
-    if total <= limit:
-        return F.lit(True)
-    last = (frame.select("h", "id").orderBy("h", "id").limit(limit)
-            .agg(F.max(F.struct("h", "id")).alias("last")).collect()[0]["last"])
-    h, key = F.lit(last["h"]), F.lit(last["id"])
-    return (F.col("h") < h) | ((F.col("h") == h) & (F.col("id") <= key))
-
-
-def in_task_sample(frame: DataFrame, name: str, limit: int, counts: Mapping[str, int], *,
-                   among: DataFrame | None = None) -> DataFrame:
-    """``frame`` (with ``task``, ``id``, ``h``) plus a boolean column ``name``: the row is at most the
-    ``limit``-th smallest (h, id) of its task among the rows of ``among`` (default ``frame``; ``counts``:
-    its rows per task). Tasks of at most ``limit`` rows are taken whole; only the larger ones are ranked
-    (one window over small columns)."""
-    large = sorted(t for t, n in counts.items() if n > limit)
-    if not large:
-        return frame.withColumn(name, F.lit(True))
-    among = frame if among is None else among
-    spark = frame.sparkSession
-    order = Window.partitionBy("task").orderBy("h", "id")
-    last = (among.join(F.broadcast(spark.createDataFrame([(t,) for t in large], "task string")), "task")
-            .select("task", "h", "id").withColumn("rank", F.row_number().over(order))
-            .where(F.col("rank") == limit)
-            .select("task", F.col("h").alias("last_h"), F.col("id").alias("last_id")))
-    below = (F.col("last_h").isNull() | (F.col("h") < F.col("last_h"))
-             | ((F.col("h") == F.col("last_h")) & (F.col("id") <= F.col("last_id"))))
-    return frame.join(F.broadcast(last), "task", "left").withColumn(name, below).drop("last_h", "last_id")
-
-
-def _task_rows(rows: DataFrame, kept: list[str], input_rows: Mapping[str, int],
-               mixture_rows: Mapping[str, int], sample: int, vendi_rows: int) -> DataFrame:
-    """The rows each kept task's group needs: its coverage sample and its mixture rows, flagged."""
-    spark = rows.sparkSession
-    rows = rows.join(F.broadcast(spark.createDataFrame([(t,) for t in kept], "task string")), "task")
-    mix = rows.where("mix")
-    counts = {t: mixture_rows[t] for t in kept}
-    rows = in_task_sample(rows, "cov", sample, {t: input_rows[t] for t in kept})
-    rows = in_task_sample(rows, "red", sample, counts, among=mix)
-    rows = in_task_sample(rows, "ven", vendi_rows, counts, among=mix)
-    rows = rows.withColumns({"red": F.col("mix") & F.col("red"), "ven": F.col("mix") & F.col("ven")})
-    return (rows.where(F.col("cov") | F.col("mix"))
-            .select(F.lit(False).alias("whole"), F.col("task").alias("scope"), "id", "embedding", *FLAGS))
-
-
-def _whole_rows(rows: DataFrame, n_input: int, n_mixture: int, sample: int, vendi_rows: int, *,
-                products: bool) -> DataFrame:
-    """The rows of scope ``all``'s group: its Vendi sample and, with ``products``, also its coverage and
-    redundancy samples and every mixture row (else :func:`_blocked_products` measures those)."""
-    mix = rows.where("mix")
-    flags = {"ven": F.col("mix") & smallest(mix, vendi_rows, n_mixture)}
-    if products:
-        flags.update(cov=smallest(rows, sample, n_input), red=F.col("mix") & smallest(mix, sample, n_mixture))
-    else:
-        flags.update(cov=F.lit(False), red=F.lit(False), mix=F.col("mix") & flags["ven"])
-    flagged = rows.withColumns(flags)
-    return (flagged.where(F.col("cov") | F.col("mix"))
-            .select(F.lit(True).alias("whole"), F.lit(ALL).alias("scope"), "id", "embedding", *FLAGS))
-
-
-def _blocked_products(rows: DataFrame, n_input: int, n_mixture: int, sample: int) -> dict:
-    """Coverage and redundancy of scope ``all`` from blocked products of sampled rows x mixture rows."""
-    mix = rows.where("mix")
-    queries = (rows.withColumns({"cov": smallest(rows, sample, n_input),
-                                 "red": F.col("mix") & smallest(mix, sample, n_mixture)})
-               .where(F.col("cov") | F.col("red")))
-    n_queries = min(n_input, sample) + min(n_mixture, sample)
-    q_blocks = _blocks(queries, max(1, math.ceil(n_queries / QUERY_BLOCK)), "q_")
-    keys = mix.withColumns({"cov": F.lit(False), "red": F.lit(False)})
-    k_blocks = _blocks(keys, max(1, math.ceil(n_mixture / KEY_BLOCK)), "k_")
-    maxima = (q_blocks.hint("shuffle_replicate_nl").crossJoin(k_blocks)
-              .mapInPandas(block_maxima, MAXIMA_SCHEMA)
-              .groupBy("id").agg(F.max("cov").alias("cov"), F.max("red").alias("red")).collect())
-    cov = np.array([r["cov"] for r in maxima if r["cov"] is not None], dtype=np.float64)
-    red = [r["red"] for r in maxima if r["red"] is not None]
-    return {"coverage": coverage_of(cov), "sample_rows": len(cov),
-            "redundancy": exact_mean(red) if n_mixture >= 2 else None,
-            "redundancy_rows": len(red) if n_mixture >= 2 else 0}
-
-
-def _blocks(frame: DataFrame, blocks: int, prefix: str) -> DataFrame:
-    """``frame``'s rows packed into ``blocks`` blocks by their hash (:func:`udfs.quality.pack_block`),
-    columns prefixed, in at most :data:`BLOCK_PARTITIONS` partitions."""
-    packed = (frame.select(F.pmod(F.col("h"), F.lit(blocks)).cast("int").alias("block"), "id", "embedding",
-                           "cov", "red")
-              .groupBy("block").applyInPandas(pack_block, BLOCK_SCHEMA))
-    packed = packed.repartition(min(blocks, BLOCK_PARTITIONS), "block")
-    return packed.select(*[F.col(c).alias(prefix + c) for c in packed.columns])
