@@ -1,105 +1,159 @@
-"""pandas functions of the quality stage (:mod:`smart_spark.spark.quality`), run on the executors.
+"""The quality stage's executor side (:mod:`smart_spark.spark.quality`): one ``mapInArrow`` over parts.
 
-Rows arrive with an ``embedding`` (list of floats) and flags saying what each row is for: ``cov`` (in
-the coverage sample of its scope), ``mix`` (a mixture row), ``red`` (in the redundancy sample), ``ven``
-(in the Vendi sample). Every function sorts its rows by id first, so the same rows give the same
-matrices (and the same float results) whatever partition they came from.
+Each row arrives in one part with a ``role`` and flags; a part is either a *task part* (``role``
+:data:`TASK`: some tasks' coverage samples and mixture rows, flags ``cov``, ``mix``, ``red``, ``ven`` of
+the task scope) or a *whole part* (scope ``all``: role :data:`KEY`, a share of the mixture rows; role
+:data:`QUERY`, every row of the coverage (``cov``) and redundancy (``red``) samples; role :data:`VENDI`,
+the Vendi sample, in one part only). Out of a task part come one figures row per task; out of a whole
+part, per query row its largest cosine to the part's keys (Spark takes the maximum over parts).
+
+Rows are sorted by id inside each scope first, so the same rows give the same matrices (and the same
+float results) whatever partition they came from. Products above :data:`BF16_MIN_PRODUCTS` take the
+bfloat16 first pass of :mod:`smart_spark.core.quality_bf16` where the CPU multiplies bfloat16 natively
+(exact all the same).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from collections.abc import Iterator
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from threadpoolctl import threadpool_limits
 
 from smart_spark.core.greedy import normalize_rows
-from smart_spark.core.quality import coverage_of, exact_mean, max_cosine, vendi_score
+from smart_spark.core.quality import coverage_of, exact_mean, max_cosine, same_positions, vendi_score
+from smart_spark.core.quality_bf16 import max_cosine_bf16
+from smart_spark.embed.device import cpu_has_native_bf16
 
-SCOPE_SCHEMA = ("whole boolean, scope string, coverage double, sample_rows long, redundancy double, "
-                "redundancy_rows long, vendi double, vendi_rows long")
-BLOCK_SCHEMA = ("block int, ids array<string>, cov array<boolean>, red array<boolean>, vectors binary, "
-                "dim int")
-MAXIMA_SCHEMA = "id string, cov double, red double"
+#: Roles of a row in its part.
+TASK, KEY, QUERY, VENDI = 0, 1, 2, 3
+#: (query rows x key rows) from which the bfloat16 first pass is used (where the CPU has it).
+BF16_MIN_PRODUCTS = 1 << 20
+INPUT_SCHEMA = ("part int, role int, task string, id string, embedding array<float>, cov boolean, "
+                "mix boolean, red boolean, ven boolean")
+#: ``kind``: ``task`` (a task's figures, ``scope`` its name), ``max`` (a query row of scope ``all``:
+#: ``coverage`` / ``redundancy`` its largest cosine to a (another) key of the part), ``vendi`` (scope
+#: ``all``'s Vendi score).
+PART_SCHEMA = ("kind string, scope string, id string, coverage double, sample_rows long, redundancy double, "
+               "redundancy_rows long, vendi double, vendi_rows long")
+COLUMNS = [c.split()[0] for c in PART_SCHEMA.split(", ")]
 
 
-def unit_matrix(pdf: pd.DataFrame) -> np.ndarray:
-    """The ``embedding`` column of ``pdf`` as (n, d) float32 unit rows."""
-    if len(pdf) == 0:
+def part_figures(batches: Iterator[pa.RecordBatch], *,
+                 bf16_min_products: int = BF16_MIN_PRODUCTS) -> Iterator[pa.RecordBatch]:
+    """A partition's rows (:data:`INPUT_SCHEMA`, one or more parts) -> :data:`PART_SCHEMA` rows."""
+    batches = list(batches)
+    if not batches:
+        return
+    table = pa.Table.from_batches(batches)
+    maxima = functools.partial(_maxima, bf16_min_products=bf16_min_products)
+    with threadpool_limits(1, user_api="blas"), _one_torch_thread():  # one Spark task per core
+        for part in sorted(pc.unique(table.column("part")).to_pylist()):
+            rows = table.filter(pc.equal(table.column("part"), part))
+            roles = rows.column("role").to_numpy()
+            out = _task_figures(rows) if (roles == TASK).all() else _whole_maxima(rows, maxima)
+            if out:
+                yield pa.RecordBatch.from_pylist(out, schema=_arrow_schema())
+
+
+def _task_figures(rows: pa.Table) -> list[dict]:
+    """One :data:`PART_SCHEMA` row per task of a task part (float32 products: inside one task the keys
+    lie about as close to a row, so the bfloat16 pruning does not pay; measured on the bench data)."""
+    keys_order = [("task", "ascending"), ("id", "ascending")]
+    order = pc.sort_indices(rows.select(["task", "id"]), keys_order).to_numpy()
+    tasks = rows.column("task").to_numpy(zero_copy_only=False)[order]
+    ids = rows.column("id").to_numpy(zero_copy_only=False)[order]
+    X = _unit_rows(rows)[order]
+    flags = {c: rows.column(c).to_numpy(zero_copy_only=False).astype(bool)[order]
+             for c in ("cov", "mix", "red", "ven")}
+    starts = np.flatnonzero(np.r_[True, tasks[1:] != tasks[:-1]])
+    out = []
+    for a, b in zip(starts, np.r_[starts[1:], len(tasks)]):
+        cov, mix, red, ven = (flags[c][a:b] for c in ("cov", "mix", "red", "ven"))
+        Xt, keys, key_ids = X[a:b], X[a:b][mix], ids[a:b][mix]
+        coverage = coverage_of(max_cosine(Xt[cov], keys)) if cov.any() else None
+        redundancy = None
+        if red.any() and mix.sum() >= 2:
+            maxima = max_cosine(Xt[red], keys, query_ids=ids[a:b][red], key_ids=key_ids)
+            redundancy = exact_mean(maxima.tolist())
+        out.append({"kind": "task", "scope": tasks[a], "coverage": coverage, "sample_rows": int(cov.sum()),
+                    "redundancy": redundancy,
+                    "redundancy_rows": int(red.sum()) if redundancy is not None else 0,
+                    "vendi": vendi_score(Xt[ven]) if ven.any() else None, "vendi_rows": int(ven.sum())})
+    return out
+
+
+def _whole_maxima(rows: pa.Table, maxima) -> list[dict]:
+    """A whole part's rows -> per query row its maxima (``max`` rows), and the Vendi row if it holds one."""
+    out = []
+    by_role = {}
+    roles = rows.column("role").to_numpy()
+    for role in (KEY, QUERY, VENDI):
+        part = rows.filter(pa.array(roles == role))
+        by_role[role] = part.take(pc.sort_indices(part, [("id", "ascending")]))
+    keys, key_ids = _unit_rows(by_role[KEY]), by_role[KEY].column("id").to_numpy(zero_copy_only=False)
+    queries = by_role[QUERY]
+    if queries.num_rows:
+        X, ids = _unit_rows(queries), queries.column("id").to_numpy(zero_copy_only=False)
+        cov = queries.column("cov").to_numpy(zero_copy_only=False).astype(bool)
+        red = queries.column("red").to_numpy(zero_copy_only=False).astype(bool)
+        best = np.full(len(ids), np.nan)
+        other = np.full(len(ids), np.nan)
+        best[cov] = maxima(X[cov], keys)
+        other[red] = maxima(X[red], keys, ids[red], key_ids)
+        out.extend({"kind": "max", "id": i, "coverage": None if np.isnan(c) else float(c),
+                    "redundancy": None if np.isnan(r) else float(r)} for i, c, r in zip(ids, best, other))
+    if by_role[VENDI].num_rows:
+        V = _unit_rows(by_role[VENDI])
+        out.append({"kind": "vendi", "vendi": vendi_score(V), "vendi_rows": len(V)})
+    return out
+
+
+def _maxima(queries: np.ndarray, keys: np.ndarray, query_ids: np.ndarray | None = None,
+            key_ids: np.ndarray | None = None, *, bf16_min_products: int) -> np.ndarray:
+    """Each query's largest cosine to a key (of another id when ids are given): bfloat16 first pass for
+    large products on CPUs with native bfloat16, else float32 products."""
+    if len(queries) * len(keys) >= bf16_min_products and len(keys) and _native_bf16():
+        same = same_positions(query_ids, key_ids) if query_ids is not None else (None, None)
+        return max_cosine_bf16(queries, keys, *same)
+    return max_cosine(queries, keys, query_ids=query_ids, key_ids=key_ids)
+
+
+@functools.cache
+def _native_bf16() -> bool:
+    return cpu_has_native_bf16()
+
+
+def _unit_rows(rows: pa.Table) -> np.ndarray:
+    """The ``embedding`` column as (n, d) float32 unit rows."""
+    if rows.num_rows == 0:
         return np.zeros((0, 0), dtype=np.float32)
-    return normalize_rows(np.stack(pdf["embedding"].to_numpy()))
+    lists = rows.column("embedding").combine_chunks()
+    flat = lists.flatten().to_numpy(zero_copy_only=False)
+    return normalize_rows(flat.reshape(rows.num_rows, -1))
 
 
-def scope_figures(pdf: pd.DataFrame) -> dict:
-    """One scope's rows (``whole``: scope ``all``, else the task ``scope``; ``id``, ``embedding``, flags
-    ``cov``, ``mix``, ``red``, ``ven``) -> its :data:`SCOPE_SCHEMA` row as a dict.
+@contextlib.contextmanager
+def _one_torch_thread():
+    """torch at one intra-op thread inside, where the bfloat16 pass will use it."""
+    if not _native_bf16():
+        yield
+        return
+    import torch
 
-    coverage: mean of max(0, largest cosine to a ``mix`` row) over the ``cov`` rows (0 with no mixture
-    row); redundancy: mean of the largest cosine to another ``mix`` row over the ``red`` rows (null below
-    two mixture rows); Vendi of the ``ven`` rows (null without one).
-    """
-    pdf = pdf.sort_values("id", kind="stable").reset_index(drop=True)
-    X = unit_matrix(pdf)
-    ids = pdf["id"].to_numpy()
-    cov, mix, red, ven = (pdf[c].to_numpy(dtype=bool) for c in ("cov", "mix", "red", "ven"))
-    keys, key_ids = X[mix] if len(X) else X, ids[mix]
-    coverage = coverage_of(max_cosine(X[cov], keys)) if cov.any() else None
-    redundancy = None
-    if red.any() and mix.sum() >= 2:
-        redundancy = exact_mean(max_cosine(X[red], keys, query_ids=ids[red], key_ids=key_ids).tolist())
-    vendi = vendi_score(X[ven]) if ven.any() else None
-    return {
-        "whole": bool(pdf["whole"].iloc[0]), "scope": pdf["scope"].iloc[0],
-        "coverage": coverage, "sample_rows": int(cov.sum()),
-        "redundancy": redundancy, "redundancy_rows": int(red.sum()) if redundancy is not None else 0,
-        "vendi": vendi, "vendi_rows": int(ven.sum()),
-    }
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
-def bucket_figures(pdf: pd.DataFrame) -> pd.DataFrame:
-    """Several scopes' rows (a bucket: one ``applyInPandas`` call, not one per task) -> one
-    :func:`scope_figures` row per (``whole``, ``scope``)."""
-    with threadpool_limits(1, user_api="blas"):  # one Spark task per core: one BLAS thread each
-        rows = [scope_figures(group) for _, group in pdf.groupby(["whole", "scope"], sort=True)]
-    return pd.DataFrame(rows, columns=[c.split()[0] for c in SCOPE_SCHEMA.split(", ")])
-
-
-def pack_block(pdf: pd.DataFrame) -> pd.DataFrame:
-    """One block's rows (``block``, ``id``, ``embedding``, ``cov``, ``red``) -> one :data:`BLOCK_SCHEMA`
-    row: ids and flags sorted by id, the unit vectors as float32 bytes (n x dim, row-major)."""
-    pdf = pdf.sort_values("id", kind="stable").reset_index(drop=True)
-    X = unit_matrix(pdf)
-    return pd.DataFrame([{
-        "block": int(pdf["block"].iloc[0]), "ids": pdf["id"].tolist(),
-        "cov": pdf["cov"].astype(bool).tolist(), "red": pdf["red"].astype(bool).tolist(),
-        "vectors": X.tobytes(), "dim": int(X.shape[1]),
-    }])
-
-
-def block_maxima(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-    """Pairs of blocks (query ``q_*`` and key ``k_*`` columns of :data:`BLOCK_SCHEMA`) -> per query row of
-    the pair: ``cov``, the largest cosine to a key row (for rows in the coverage sample), and ``red``,
-    the largest to a key row of another id (for rows in the redundancy sample); null otherwise.
-
-    The maximum over all key blocks is taken by Spark afterwards (``max`` is exact in any order)."""
-    for pdf in batches:
-        with threadpool_limits(1, user_api="blas"):  # one Spark task per core: one BLAS thread each
-            parts = [_pair_maxima(row) for row in pdf.itertuples(index=False)]
-        if parts:
-            yield pd.concat(parts, ignore_index=True)
-
-
-def _pair_maxima(row: tuple) -> pd.DataFrame:
-    """:func:`block_maxima` of one (query block, key block) pair."""
-    queries = np.frombuffer(row.q_vectors, dtype=np.float32).reshape(len(row.q_ids), row.q_dim)
-    keys = np.frombuffer(row.k_vectors, dtype=np.float32).reshape(len(row.k_ids), row.k_dim)
-    q_ids, k_ids = np.asarray(row.q_ids, dtype=object), np.asarray(row.k_ids, dtype=object)
-    cov, red = np.asarray(row.q_cov, dtype=bool), np.asarray(row.q_red, dtype=bool)
-    best = np.full(len(q_ids), np.nan)
-    other = np.full(len(q_ids), np.nan)
-    if cov.any():
-        best[cov] = max_cosine(queries[cov], keys)
-    if red.any():
-        other[red] = max_cosine(queries[red], keys, query_ids=q_ids[red], key_ids=k_ids)
-    return pd.DataFrame({"id": q_ids, "cov": best, "red": other})
+@functools.cache
+def _arrow_schema() -> pa.Schema:
+    types = {"string": pa.string(), "double": pa.float64(), "long": pa.int64()}
+    return pa.schema([(name, types[kind]) for name, kind in (c.split() for c in PART_SCHEMA.split(", "))])

@@ -114,7 +114,8 @@ def measure_quality(instances: DataFrame, selected: DataFrame, *, input_rows: Ma
     codes = [
         F.when(F.col("kept") & (F.col("t_cov") | F.col("mix")), F.col("task_code")).otherwise(none),
         F.when(F.col("mix"), key_code).otherwise(none),
-        *[F.when(F.col("a_cov") | F.col("a_red"), F.lit(v * 4 + QUERY)).otherwise(none) for v in whole_labels],
+        *[F.when(F.col("a_cov") | F.col("a_red"), F.lit(v * 4 + QUERY)).otherwise(none)
+          for v in whole_labels],
         F.when(F.col("a_ven"), F.lit(whole_labels[0] * 4 + VENDI)).otherwise(none),
     ]
     role = F.col("code").bitwiseAND(3)

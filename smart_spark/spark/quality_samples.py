@@ -91,7 +91,8 @@ def _ranked(rows: DataFrame, bounds: Mapping[tuple[int, str], int | None],
     candidates = (rows.select("task", "id", "h", "mix").join(F.broadcast(per_task), "task", "left")
                   .withColumn("code", F.explode(F.array_remove(F.array(*codes), -1)))
                   .select(F.col("code").bitwiseAND(1).alias("population"),
-                          F.when(F.col("code") >= 2, F.lit(whole_scope)).otherwise(F.col("task")).alias("scope"),
+                          F.when(F.col("code") >= 2, F.lit(whole_scope)).otherwise(F.col("task"))
+                          .alias("scope"),
                           "h", "id"))
     found = (candidates.withColumn("rank", F.row_number().over(order)).where(F.col("rank").isin(ks))
              .select("population", "scope", "rank", "h", "id").collect())
