@@ -141,22 +141,27 @@ class Sampler(threading.Thread):
         self.peak: dict[int, tuple[int, str]] = {}  # pid -> (max VmHWM kB, kind)
         self.cpu: dict[int, float] = {}  # pid -> CPU seconds at the last sample
         self.workers_rss_sum_kb = 0
+        self.all_rss_sum_kb = 0  # the largest RSS of the whole tree (child included) at one instant
         self.stop_flag = threading.Event()
 
     def run(self) -> None:
         while not self.stop_flag.is_set():
-            total = 0
-            for p in _descendants(self.pid):
+            total = everything = 0
+            for p in [self.pid, *_descendants(self.pid)]:
                 got = _status_kb(p)
                 if got is None:
                     continue
                 hwm, rss, kind, cpu = got
+                everything += rss
+                if p == self.pid:
+                    continue
                 self.cpu[p] = max(cpu, self.cpu.get(p, 0.0))
                 if hwm > self.peak.get(p, (0, kind))[0]:
                     self.peak[p] = (hwm, kind)
                 if kind == "worker":
                     total += rss
             self.workers_rss_sum_kb = max(self.workers_rss_sum_kb, total)
+            self.all_rss_sum_kb = max(self.all_rss_sum_kb, everything)
             self.stop_flag.wait(self.interval)
 
     def summary(self) -> dict[str, float]:
@@ -166,6 +171,7 @@ class Sampler(threading.Thread):
         return {"jvm_hwm_mb": mx("jvm"), "worker_hwm_mb": mx("worker"),
                 "tree_cpu_seconds": round(sum(self.cpu.values()), 1),
                 "workers_rss_sum_mb": self.workers_rss_sum_kb / 1024,
+                "all_rss_sum_mb": self.all_rss_sum_kb / 1024,
                 "workers_seen": sum(1 for _, k in self.peak.values() if k == "worker")}
 
 
@@ -173,30 +179,33 @@ class Sampler(threading.Thread):
 
 
 def ensure_data(data_dir: Path, n: int, tasks: int, dim: int, seed: int,
-                bounds: tuple[int, int] | None = None) -> Path:
+                bounds: tuple[int, int] | None = None, flan: bool = False) -> Path:
     """The synthetic table of n rows (written once): Zipf-like task sizes, or with ``bounds`` = (lo, hi)
-    log-normal sizes from exactly lo to exactly hi rows (``datasets.synthetic.bounded_task_sizes``)."""
-    from smart_spark.datasets.synthetic import bounded_task_sizes, write_synthetic
+    log-normal sizes from exactly lo to exactly hi rows (``datasets.synthetic.bounded_task_sizes``), or
+    with ``flan`` FLAN 2022's shape (``datasets.synthetic.flan_task_sizes``)."""
+    from smart_spark.datasets.synthetic import bounded_task_sizes, flan_task_sizes, write_synthetic
 
-    shape = "" if bounds is None else f"_b{bounds[0]}-{bounds[1]}"
+    shape = "_flan" if flan else "" if bounds is None else f"_b{bounds[0]}-{bounds[1]}"
     path = data_dir / f"synthetic_n{n}_t{tasks}_d{dim}_s{seed}{shape}.parquet"
     if not path.exists():
         t0 = time.perf_counter()
         tmp = path.with_suffix(".tmp")
-        sizes = None if bounds is None else bounded_task_sizes(n, tasks, *bounds, seed=seed)
+        sizes = (flan_task_sizes(n, tasks, seed=seed) if flan else
+                 None if bounds is None else bounded_task_sizes(n, tasks, *bounds, seed=seed))
         write_synthetic(str(tmp), n, tasks, dim=dim, seed=seed, sizes=sizes)
         tmp.rename(path)
         print(f"  wrote {path} in {time.perf_counter() - t0:.0f}s ({path.stat().st_size / 2**20:.0f} MiB)")
     return path
 
 
-def print_profile(log_dir: str, top: int = 15) -> None:
-    """The Spark jobs of the run from its event log: the longest first, with call site, stages and tasks."""
+def print_profile(log_dir: str, top: int = 15) -> dict[str, float]:
+    """The Spark jobs of the run from its event log: the longest first, with call site, stages and tasks.
+    Returns the bytes spilled to disk and from memory, summed over all tasks (MiB)."""
     files = sorted(os.path.join(root, f) for root, _, names in os.walk(log_dir) for f in names
                    if not f.startswith(".") and not f.startswith("appstatus"))
     if not files:
         print("  (no event log)")
-        return
+        return {}
     jobs: dict[int, dict] = {}
     stage_tasks: dict[int, int] = {}
     stages: list[tuple[int, int, int, str]] = []
@@ -240,10 +249,15 @@ def print_profile(log_dir: str, top: int = 15) -> None:
         run_ms, gc_ms, disk, _ = task_metrics.get(sid, [0, 0, 0, 0])
         print(f"    stage {sid:3d} {ms / 1000:7.1f}s  {ntasks:4d} tasks  run {run_ms / 1000:6.1f}s  GC "
               f"{gc_ms / 1000:5.1f}s  spill {disk / 2**20:6.0f} MiB  {name}")
+    disk = sum(m[2] for m in task_metrics.values()) / 2**20
+    memory = sum(m[3] for m in task_metrics.values()) / 2**20
+    print(f"  spilled: {disk:.0f} MiB to disk ({memory:.0f} MiB of memory)")
+    return {"spill_disk_mb": round(disk), "spill_memory_mb": round(memory)}
 
 
 def run_size(args: argparse.Namespace, n: int) -> dict:
-    data = ensure_data(Path(args.data_dir), n, args.tasks, args.dim, args.seed, args.task_rows)
+    data = ensure_data(Path(args.data_dir), n, args.tasks, args.dim, args.seed, args.task_rows,
+                       flan=getattr(args, "shape", "zipf") == "flan")
     num_instances = args.num_instances or max(1, int(n * args.fraction))
     out_dir = tempfile.mkdtemp(prefix=f"scaling-{n}-", dir=args.work_dir)
     flags = ["--input", str(data), "--output", out_dir, "--embedding-col", "embedding", "--id-col", "id",
@@ -279,7 +293,7 @@ def run_size(args: argparse.Namespace, n: int) -> dict:
         raise SystemExit(f"n={n}: the job failed (exit {proc.returncode})")
     result = found[0] | sampler.summary() | {"n": n, "wall_seconds": round(wall, 1)}
     if log_dir is not None:
-        print_profile(log_dir)
+        result |= print_profile(log_dir)
         shutil.rmtree(log_dir, ignore_errors=True)
     stages = "  ".join(f"{k} {v:.1f}" for k, v in result["stage_seconds"].items())
     print(f"  stages (s): {stages}  | run {result['run_seconds']:.1f}s, child wall {wall:.1f}s "
@@ -288,7 +302,8 @@ def run_size(args: argparse.Namespace, n: int) -> dict:
     print(f"  peak memory: python driver ru_maxrss {result['driver_maxrss_mb']:.0f} MB, JVM VmHWM "
           f"{result['jvm_hwm_mb']:.0f} MB (-Xmx {args.driver_memory}), largest python worker VmHWM "
           f"{result['worker_hwm_mb']:.0f} MB, workers' RSS sum at peak {result['workers_rss_sum_mb']:.0f} MB "
-          f"({result['workers_seen']} worker processes)", flush=True)
+          f"({result['workers_seen']} worker processes); all processes' RSS sum at peak "
+          f"{result['all_rss_sum_mb']:.0f} MB", flush=True)
     return result
 
 
@@ -304,6 +319,8 @@ def main() -> None:
     parser.add_argument("--task-rows", default=None, metavar="LO:HI",
                         type=lambda s: tuple(int(float(x)) for x in s.split(":")),
                         help="log-normal task sizes from exactly LO to exactly HI rows (default: Zipf-like)")
+    parser.add_argument("--shape", choices=["zipf", "flan"], default="zipf",
+                        help="task sizes: Zipf-like (or --task-rows), or FLAN 2022's (use --tasks 1840)")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--driver-memory", default="6g")
     parser.add_argument("--conf", action="append", default=[], help="extra Spark conf KEY=VALUE")

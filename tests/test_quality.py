@@ -170,7 +170,7 @@ def test_sampled_figures_are_the_seeded_samples_and_ignore_partitioning(spark, d
     # scope all product (on a CPU with native bfloat16; float32 elsewhere): the same figures.
     pruned = measure_quality(instances.repartition(3), selected, whole_parts=3, bf16_min_products=0, **kwargs)
     pd.testing.assert_frame_equal(one, seven)
-    pd.testing.assert_frame_equal(one, pruned, rtol=1e-9, atol=1e-9)
+    pd.testing.assert_frame_equal(one, pruned, rtol=0, atol=1e-7)  # float32 sums in another order
 
     hashes = dict(instances.select("id", F.xxhash64(F.col("id"), F.lit(SEED)).alias("h")).collect())
     mix_ids = set(mix["id"])

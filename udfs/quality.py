@@ -52,8 +52,9 @@ def part_figures(batches: Iterator[pa.RecordBatch], *,
     table = pa.Table.from_batches(batches)
     maxima = functools.partial(_maxima, bf16_min_products=bf16_min_products)
     with threadpool_limits(1, user_api="blas"), _one_torch_thread():  # one Spark task per core
-        for part in sorted(pc.unique(table.column("part")).to_pylist()):
-            rows = table.filter(pc.equal(table.column("part"), part))
+        parts = sorted(pc.unique(table.column("part")).to_pylist())
+        for part in parts:  # one per partition, unless the engine hashes the labels otherwise
+            rows = table if len(parts) == 1 else table.filter(pc.equal(table.column("part"), part))
             roles = rows.column("role").to_numpy()
             out = _task_figures(rows) if (roles == TASK).all() else _whole_maxima(rows, maxima)
             if out:
@@ -75,7 +76,10 @@ def _task_figures(rows: pa.Table) -> list[dict]:
     for a, b in zip(starts, np.r_[starts[1:], len(tasks)]):
         cov, mix, red, ven = (flags[c][a:b] for c in ("cov", "mix", "red", "ven"))
         Xt, keys, key_ids = X[a:b], X[a:b][mix], ids[a:b][mix]
-        coverage = coverage_of(max_cosine(Xt[cov], keys)) if cov.any() else None
+        coverage = None
+        if cov.any():  # a mixture row covers itself (cosine 1): products for the other rows only
+            far = cov & ~mix
+            coverage = coverage_of(np.r_[max_cosine(Xt[far], keys), np.ones(int((cov & mix).sum()))])
         redundancy = None
         if red.any() and mix.sum() >= 2:
             maxima = max_cosine(Xt[red], keys, query_ids=ids[a:b][red], key_ids=key_ids)
@@ -88,27 +92,28 @@ def _task_figures(rows: pa.Table) -> list[dict]:
 
 
 def _whole_maxima(rows: pa.Table, maxima) -> list[dict]:
-    """A whole part's rows -> per query row its maxima (``max`` rows), and the Vendi row if it holds one."""
+    """A whole part's rows -> per query row its maxima (``max`` rows), and the Vendi row if it holds one.
+    A query that is a mixture row covers itself: its coverage is 1 (cosine to itself) without products."""
+    order = pc.sort_indices(rows.select(["id"]), [("id", "ascending")]).to_numpy()
+    X = _unit_rows(rows)[order]
+    ids = rows.column("id").to_numpy(zero_copy_only=False)[order]
+    roles = rows.column("role").to_numpy()[order]
+    flag = {c: rows.column(c).to_numpy(zero_copy_only=False).astype(bool)[order] for c in ("cov", "mix", "red")}
+    key, query = roles == KEY, roles == QUERY
+    keys, key_ids = X[key], ids[key]
     out = []
-    by_role = {}
-    roles = rows.column("role").to_numpy()
-    for role in (KEY, QUERY, VENDI):
-        part = rows.filter(pa.array(roles == role))
-        by_role[role] = part.take(pc.sort_indices(part, [("id", "ascending")]))
-    keys, key_ids = _unit_rows(by_role[KEY]), by_role[KEY].column("id").to_numpy(zero_copy_only=False)
-    queries = by_role[QUERY]
-    if queries.num_rows:
-        X, ids = _unit_rows(queries), queries.column("id").to_numpy(zero_copy_only=False)
-        cov = queries.column("cov").to_numpy(zero_copy_only=False).astype(bool)
-        red = queries.column("red").to_numpy(zero_copy_only=False).astype(bool)
-        best = np.full(len(ids), np.nan)
-        other = np.full(len(ids), np.nan)
-        best[cov] = maxima(X[cov], keys)
-        other[red] = maxima(X[red], keys, ids[red], key_ids)
+    if query.any():
+        cov, red, mix = flag["cov"][query], flag["red"][query], flag["mix"][query]
+        Q, q_ids = X[query], ids[query]
+        best = np.where(cov & mix, 1.0, np.nan)
+        other = np.full(len(q_ids), np.nan)
+        far = cov & ~mix
+        best[far] = maxima(Q[far], keys)
+        other[red] = maxima(Q[red], keys, q_ids[red], key_ids)
         out.extend({"kind": "max", "id": i, "coverage": None if np.isnan(c) else float(c),
-                    "redundancy": None if np.isnan(r) else float(r)} for i, c, r in zip(ids, best, other))
-    if by_role[VENDI].num_rows:
-        V = _unit_rows(by_role[VENDI])
+                    "redundancy": None if np.isnan(r) else float(r)} for i, c, r in zip(q_ids, best, other))
+    if (roles == VENDI).any():
+        V = X[roles == VENDI]
         out.append({"kind": "vendi", "vendi": vendi_score(V), "vendi_rows": len(V)})
     return out
 
@@ -129,12 +134,16 @@ def _native_bf16() -> bool:
 
 
 def _unit_rows(rows: pa.Table) -> np.ndarray:
-    """The ``embedding`` column as (n, d) float32 unit rows."""
+    """The ``embedding`` column as (n, d) float32 unit rows (normalised in float32; rows that cannot be
+    normalised go to :func:`normalize_rows`, which names them)."""
     if rows.num_rows == 0:
         return np.zeros((0, 0), dtype=np.float32)
     lists = rows.column("embedding").combine_chunks()
-    flat = lists.flatten().to_numpy(zero_copy_only=False)
-    return normalize_rows(flat.reshape(rows.num_rows, -1))
+    X = lists.flatten().to_numpy(zero_copy_only=False).reshape(rows.num_rows, -1)
+    norms = np.sqrt(np.einsum("ij,ij->i", X, X))
+    if not (np.isfinite(norms).all() and (norms > 0).all()):
+        return normalize_rows(X)
+    return X / norms[:, None]
 
 
 @contextlib.contextmanager

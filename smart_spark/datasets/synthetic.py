@@ -7,6 +7,8 @@ rows carry FLAN template types. Deterministic in ``seed``.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -53,6 +55,30 @@ def bounded_task_sizes(num_rows: int, num_tasks: int, lo: int, hi: int, *, sigma
             short -= add
     out = np.concatenate([[lo, hi], sizes])
     return out[rng.permutation(num_tasks)]
+
+
+#: FLAN 2022 as SMART mixed it: 17.59M instances in 1,840 tasks.
+FLAN_ROWS, FLAN_TASKS = 17_590_000, 1_840
+#: Its long tail (Super-Natural Instructions' ~1,550 tasks, capped near 6,500 instances each) holds about
+#: a quarter of the rows; the rest (Flan 2021, T0, CoT, dialog: ~290 tasks) reach a few hundred thousand.
+FLAN_TAIL_TASKS, FLAN_TAIL_SHARE, FLAN_TAIL_CAP, FLAN_HEAD_SHARE_CAP = 1_550, 0.26, 6_500, 0.025
+
+
+def flan_task_sizes(num_rows: int, num_tasks: int = FLAN_TASKS, *, seed: int = 0) -> np.ndarray:
+    """(num_tasks,) int64 sizes shaped like FLAN 2022's, scaled to ``num_rows``: a tail of
+    ``FLAN_TAIL_TASKS / FLAN_TASKS`` of the tasks holding :data:`FLAN_TAIL_SHARE` of the rows, log-normal
+    from 8 rows to the (scaled) 6,500 cap, and a head of larger tasks, log-normal up to
+    :data:`FLAN_HEAD_SHARE_CAP` of all rows (440,000 at full size: far above the default P of 20,000).
+    Shuffled (deterministic in ``seed``)."""
+    scale = num_rows / FLAN_ROWS
+    tail_tasks = round(num_tasks * FLAN_TAIL_TASKS / FLAN_TASKS)
+    tail_rows = round(num_rows * FLAN_TAIL_SHARE)
+    tail = bounded_task_sizes(tail_rows, tail_tasks, 8, max(16, math.ceil(FLAN_TAIL_CAP * scale)),
+                              sigma=1.0, seed=seed)
+    head = bounded_task_sizes(num_rows - tail_rows, num_tasks - tail_tasks, max(8, math.ceil(FLAN_TAIL_CAP
+                              * scale)), math.ceil(FLAN_HEAD_SHARE_CAP * num_rows), sigma=1.5, seed=seed + 1)
+    sizes = np.concatenate([tail, head])
+    return sizes[np.random.default_rng(seed).permutation(num_tasks)]
 
 
 def synthetic_table(num_rows: int, num_tasks: int, *, dim: int = 384, families: int | None = None,

@@ -7,13 +7,13 @@ sample when its (xxhash64(id, seed), id) is among the scope's ``sample`` smalles
 the partitioning, and all of them when the scope has no more.
 
 Where the work happens (no input row reaches the driver): one shuffle into *parts*, one ``mapInArrow``
-over them (:func:`smart_spark.udfs.quality.part_figures`), one small aggregation:
+over them (:func:`smart_spark.udfs.quality.part_figures`):
 
 * task parts (about :data:`TASK_PART_ROWS` rows each): the kept tasks' coverage samples and mixture rows,
   whole tasks per part; one figures row per task comes back;
 * whole parts (scope ``all``, at least :data:`MIN_WHOLE_PARTS`): the mixture rows split by hash (about
   :data:`KEY_PART_ROWS` each), every row of the scope's coverage and redundancy samples in each of them;
-  per sampled row its largest cosine to each part's keys comes back, and Spark keeps the maximum (at most
+  per sampled row its largest cosine to each part's keys comes back, and the driver keeps the maximum (2 x
   2 x ``sample`` numbers reach the driver); the scope's Vendi sample goes to the first whole part.
 """
 
@@ -128,11 +128,8 @@ def measure_quality(instances: DataFrame, selected: DataFrame, *, input_rows: Ma
                       .otherwise(False).alias("red"),
                       F.when(role == TASK, F.col("mix") & F.col("t_ven")).otherwise(False).alias("ven"))
               .repartition(len(labels), "part"))
-    figures = (placed.mapInArrow(functools.partial(part_figures, bf16_min_products=bf16_min_products),
-                                 PART_SCHEMA)
-               .groupBy("kind", "scope", "id").agg(*[F.max(c).alias(c) for c in (
-                   "coverage", "sample_rows", "redundancy", "redundancy_rows", "vendi", "vendi_rows")])
-               .toPandas())
+    figures = placed.mapInArrow(functools.partial(part_figures, bf16_min_products=bf16_min_products),
+                                PART_SCHEMA).toPandas()
     return _figures_table(figures, input_rows, mixture_rows, kept, n_input, n_mixture)
 
 
@@ -160,8 +157,9 @@ def part_labels(spark: SparkSession, parts: int) -> list[int]:
 
 def _figures_table(figures: pd.DataFrame, input_rows: Mapping[str, int], mixture_rows: Mapping[str, int],
                    kept: list[str], n_input: int, n_mixture: int) -> pd.DataFrame:
-    """:func:`part_figures`'s aggregated rows -> the :data:`QUALITY_SCHEMA` table (without ``run_id``)."""
-    maxima = figures[figures["kind"] == "max"]
+    """:func:`part_figures`'s rows -> the :data:`QUALITY_SCHEMA` table (without ``run_id``): a sampled
+    row's maximum over the whole parts, means over the rows."""
+    maxima = figures[figures["kind"] == "max"].groupby("id")[["coverage", "redundancy"]].max()
     cov = maxima["coverage"].dropna().to_numpy(dtype=np.float64)
     red = maxima["redundancy"].dropna().tolist()
     vendi = figures[figures["kind"] == "vendi"]
