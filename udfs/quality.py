@@ -51,12 +51,16 @@ def part_figures(batches: Iterator[pa.RecordBatch], *,
         return
     table = pa.Table.from_batches(batches)
     maxima = functools.partial(_maxima, bf16_min_products=bf16_min_products)
-    with threadpool_limits(1, user_api="blas"), _one_torch_thread():  # one Spark task per core
+    with threadpool_limits(1, user_api="blas"):  # one Spark task per core: one BLAS thread each
         parts = sorted(pc.unique(table.column("part")).to_pylist())
         for part in parts:  # one per partition, unless the engine hashes the labels otherwise
             rows = table if len(parts) == 1 else table.filter(pc.equal(table.column("part"), part))
             roles = rows.column("role").to_numpy()
-            out = _task_figures(rows) if (roles == TASK).all() else _whole_maxima(rows, maxima)
+            if (roles == TASK).all():
+                out = _task_figures(rows)
+            else:
+                with _one_torch_thread():
+                    out = _whole_maxima(rows, maxima)
             if out:
                 yield pa.RecordBatch.from_pylist(out, schema=_arrow_schema())
 
@@ -98,7 +102,8 @@ def _whole_maxima(rows: pa.Table, maxima) -> list[dict]:
     X = _unit_rows(rows)[order]
     ids = rows.column("id").to_numpy(zero_copy_only=False)[order]
     roles = rows.column("role").to_numpy()[order]
-    flag = {c: rows.column(c).to_numpy(zero_copy_only=False).astype(bool)[order] for c in ("cov", "mix", "red")}
+    flag = {c: rows.column(c).to_numpy(zero_copy_only=False).astype(bool)[order]
+            for c in ("cov", "mix", "red")}
     key, query = roles == KEY, roles == QUERY
     keys, key_ids = X[key], ids[key]
     out = []

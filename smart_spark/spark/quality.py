@@ -43,7 +43,7 @@ WHOLE = "\x00all"
 TASK_PART_ROWS = 131_072
 #: Mixture rows per whole part, and the fewest whole parts (the scope ``all`` products spread over them).
 KEY_PART_ROWS = 65_536
-MIN_WHOLE_PARTS = 4
+MIN_WHOLE_PARTS = 2
 
 QUALITY_SCHEMA = (
     "run_id string, scope string, rows long, input_rows long, coverage double, redundancy double, "
