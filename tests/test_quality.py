@@ -22,6 +22,7 @@ from pyspark.sql import functions as F
 from smart_spark.datasets.real_text import python_doc_paragraphs
 from smart_spark.embed.encoder import load_encoder
 from smart_spark.jobs.smart_mixture import main
+from smart_spark.spark import quality
 from smart_spark.spark.quality import measure_quality
 
 pytestmark = pytest.mark.spark
@@ -153,10 +154,10 @@ def test_figures_equal_numpy_over_all_rows(docs, docs_runs, run_id):
     assert metrics["quality"]["coverage"] == pytest.approx(whole["coverage"], abs=1e-12)
 
 
-def test_sampled_figures_are_the_seeded_samples_and_ignore_partitioning(spark, docs, docs_runs):
+def test_sampled_figures_are_the_seeded_samples_and_ignore_partitioning(spark, docs, docs_runs, monkeypatch):
     """With samples smaller than the scopes: the rows used are the ones of smallest xxhash64(id, seed)
     per scope (checked against numpy over exactly those rows), and the figures are the same for 1 or 7
-    partitions, and for other splits of scope all's products."""
+    partitions, for other splits of scope all's products, and after a pass whose candidates fell short."""
     path, ids, tasks, X = docs
     mix = read(docs_runs, "mixture", "epm")
     instances = spark.read.parquet(path).select("task", "id", "embedding")
@@ -170,6 +171,9 @@ def test_sampled_figures_are_the_seeded_samples_and_ignore_partitioning(spark, d
     # scope all product (on a CPU with native bfloat16; float32 elsewhere): the same figures.
     pruned = measure_quality(instances.repartition(3), selected, whole_parts=3, bf16_min_products=0, **kwargs)
     pd.testing.assert_frame_equal(one, seven)
+    # candidates' bounds too narrow at first (fewer candidates than the samples want): a second pass
+    monkeypatch.setattr(quality, "SPREADS", (-3.0, 6.0))
+    pd.testing.assert_frame_equal(one, measure_quality(instances.repartition(2), selected, **kwargs))
     pd.testing.assert_frame_equal(one, pruned, rtol=0, atol=1e-7)  # float32 sums in another order
 
     hashes = dict(instances.select("id", F.xxhash64(F.col("id"), F.lit(SEED)).alias("h")).collect())

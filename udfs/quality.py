@@ -1,11 +1,15 @@
 """The quality stage's executor side (:mod:`smart_spark.spark.quality`): one ``mapInArrow`` over parts.
 
 Each row arrives in one part with a ``role`` and flags; a part is either a *task part* (``role``
-:data:`TASK`: some tasks' coverage samples and mixture rows, flags ``cov``, ``mix``, ``red``, ``ven`` of
-the task scope) or a *whole part* (scope ``all``: role :data:`KEY`, a share of the mixture rows; role
-:data:`QUERY`, every row of the coverage (``cov``) and redundancy (``red``) samples; role :data:`VENDI`,
-the Vendi sample, in one part only). Out of a task part come one figures row per task; out of a whole
-part, per query row its largest cosine to the part's keys (Spark takes the maximum over parts).
+:data:`TASK`: some tasks' coverage candidates (``cov``) and all their mixture rows (``mix``)) or a
+*whole part* (scope ``all``: role :data:`KEY`, a share of the mixture rows; role :data:`QUERY`, every
+candidate of the coverage (``cov``) and redundancy (``red``) samples; role :data:`VENDI`, the Vendi
+candidates, in one part only). Candidates are the rows whose h = xxhash64(id, seed) falls under a bound
+that a few more rows than the sample wants fall under; a part keeps the rows of smallest (h, id) (a
+task's samples, scope ``all``'s Vendi sample), or sends back h with each maximum so the driver does
+(scope ``all``'s coverage and redundancy samples). Out of a task part come one figures row per task;
+out of a whole part, per candidate its largest cosine to the part's keys (the driver takes the maximum
+over parts).
 
 Rows are sorted by id inside each scope first, so the same rows give the same matrices (and the same
 float results) whatever partition they came from. Products above :data:`BF16_MIN_PRODUCTS` take the
@@ -17,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -33,19 +37,25 @@ from smart_spark.embed.device import cpu_has_native_bf16
 TASK, KEY, QUERY, VENDI = 0, 1, 2, 3
 #: (query rows x key rows) from which the bfloat16 first pass is used (where the CPU has it).
 BF16_MIN_PRODUCTS = 1 << 20
-INPUT_SCHEMA = ("part int, role int, task string, id string, embedding array<float>, cov boolean, "
-                "mix boolean, red boolean, ven boolean")
-#: ``kind``: ``task`` (a task's figures, ``scope`` its name), ``max`` (a query row of scope ``all``:
-#: ``coverage`` / ``redundancy`` its largest cosine to a (another) key of the part), ``vendi`` (scope
-#: ``all``'s Vendi score).
-PART_SCHEMA = ("kind string, scope string, id string, coverage double, sample_rows long, redundancy double, "
-               "redundancy_rows long, vendi double, vendi_rows long")
+INPUT_SCHEMA = ("part int, role int, task string, id string, h long, embedding array<float>, cov boolean, "
+                "mix boolean, red boolean")
+#: ``kind``: ``task`` (a task's figures, ``scope`` its name), ``max`` (a candidate row of scope ``all``'s
+#: samples: ``coverage`` / ``redundancy`` its largest cosine to a (another) key of the part), ``vendi``
+#: (scope ``all``'s Vendi score), ``short`` (a sample had fewer candidates than rows wanted: ``scope``
+#: the task, or empty for scope ``all``'s Vendi sample; the driver widens the bounds and starts again).
+PART_SCHEMA = ("kind string, scope string, id string, h long, coverage double, sample_rows long, "
+               "redundancy double, redundancy_rows long, vendi double, vendi_rows long")
 COLUMNS = [c.split()[0] for c in PART_SCHEMA.split(", ")]
 
 
-def part_figures(batches: Iterator[pa.RecordBatch], *,
+def part_figures(batches: Iterator[pa.RecordBatch], *, sample: int, vendi_rows: int,
+                 wanted: Mapping[str, int], whole_vendi: int,
                  bf16_min_products: int = BF16_MIN_PRODUCTS) -> Iterator[pa.RecordBatch]:
-    """A partition's rows (:data:`INPUT_SCHEMA`, one or more parts) -> :data:`PART_SCHEMA` rows."""
+    """A partition's rows (:data:`INPUT_SCHEMA`, one or more parts) -> :data:`PART_SCHEMA` rows.
+
+    Samples are the rows of smallest (h, id): of a task's coverage candidates (``cov``) the first
+    ``wanted[task]``; of its mixture rows the first ``sample`` (redundancy) and ``vendi_rows`` (Vendi);
+    of scope ``all``'s Vendi candidates the first ``whole_vendi``."""
     batches = list(batches)
     if not batches:
         return
@@ -57,28 +67,43 @@ def part_figures(batches: Iterator[pa.RecordBatch], *,
             rows = table if len(parts) == 1 else table.filter(pc.equal(table.column("part"), part))
             roles = rows.column("role").to_numpy()
             if (roles == TASK).all():
-                out = _task_figures(rows)
+                out = _task_figures(rows, sample, vendi_rows, wanted)
             else:
                 with _one_torch_thread():
-                    out = _whole_maxima(rows, maxima)
+                    out = _whole_maxima(rows, maxima, whole_vendi)
             if out:
                 yield pa.RecordBatch.from_pylist(out, schema=_arrow_schema())
 
 
-def _task_figures(rows: pa.Table) -> list[dict]:
+def first(h: np.ndarray, mask: np.ndarray, k: int) -> np.ndarray:
+    """(len(h),) bool: the first ``k`` rows of ``mask`` in (h, position) order (rows sorted by id, so
+    position order is id order)."""
+    chosen = np.zeros(len(h), dtype=bool)
+    where = np.flatnonzero(mask)
+    chosen[where[np.lexsort((where, h[where]))[:k]]] = True
+    return chosen
+
+
+def _task_figures(rows: pa.Table, sample: int, vendi_rows: int, wanted: Mapping[str, int]) -> list[dict]:
     """One :data:`PART_SCHEMA` row per task of a task part (float32 products: inside one task the keys
     lie about as close to a row, so the bfloat16 pruning does not pay; measured on the bench data)."""
     keys_order = [("task", "ascending"), ("id", "ascending")]
     order = pc.sort_indices(rows.select(["task", "id"]), keys_order).to_numpy()
     tasks = rows.column("task").to_numpy(zero_copy_only=False)[order]
     ids = rows.column("id").to_numpy(zero_copy_only=False)[order]
+    hs = rows.column("h").to_numpy()[order]
     X = _unit_rows(rows)[order]
-    flags = {c: rows.column(c).to_numpy(zero_copy_only=False).astype(bool)[order]
-             for c in ("cov", "mix", "red", "ven")}
+    candidates = rows.column("cov").to_numpy(zero_copy_only=False).astype(bool)[order]
+    mixed = rows.column("mix").to_numpy(zero_copy_only=False).astype(bool)[order]
     starts = np.flatnonzero(np.r_[True, tasks[1:] != tasks[:-1]])
     out = []
     for a, b in zip(starts, np.r_[starts[1:], len(tasks)]):
-        cov, mix, red, ven = (flags[c][a:b] for c in ("cov", "mix", "red", "ven"))
+        task, h, mix = tasks[a], hs[a:b], mixed[a:b]
+        if candidates[a:b].sum() < wanted[task]:
+            out.append({"kind": "short", "scope": task})
+            continue
+        cov = first(h, candidates[a:b], wanted[task])
+        red, ven = first(h, mix, sample), first(h, mix, vendi_rows)
         Xt, keys, key_ids = X[a:b], X[a:b][mix], ids[a:b][mix]
         coverage = None
         if cov.any():  # a mixture row covers itself (cosine 1): products for the other rows only
@@ -88,19 +113,21 @@ def _task_figures(rows: pa.Table) -> list[dict]:
         if red.any() and mix.sum() >= 2:
             maxima = max_cosine(Xt[red], keys, query_ids=ids[a:b][red], key_ids=key_ids)
             redundancy = exact_mean(maxima.tolist())
-        out.append({"kind": "task", "scope": tasks[a], "coverage": coverage, "sample_rows": int(cov.sum()),
+        out.append({"kind": "task", "scope": task, "coverage": coverage, "sample_rows": int(cov.sum()),
                     "redundancy": redundancy,
                     "redundancy_rows": int(red.sum()) if redundancy is not None else 0,
                     "vendi": vendi_score(Xt[ven]) if ven.any() else None, "vendi_rows": int(ven.sum())})
     return out
 
 
-def _whole_maxima(rows: pa.Table, maxima) -> list[dict]:
-    """A whole part's rows -> per query row its maxima (``max`` rows), and the Vendi row if it holds one.
+def _whole_maxima(rows: pa.Table, maxima, whole_vendi: int) -> list[dict]:
+    """A whole part's rows -> per query row its maxima and h (``max`` rows: the driver keeps the samples'
+    rows), and the Vendi row if the part holds scope ``all``'s Vendi candidates.
     A query that is a mixture row covers itself: its coverage is 1 (cosine to itself) without products."""
     order = pc.sort_indices(rows.select(["id"]), [("id", "ascending")]).to_numpy()
     X = _unit_rows(rows)[order]
     ids = rows.column("id").to_numpy(zero_copy_only=False)[order]
+    hs = rows.column("h").to_numpy()[order]
     roles = rows.column("role").to_numpy()[order]
     flag = {c: rows.column(c).to_numpy(zero_copy_only=False).astype(bool)[order]
             for c in ("cov", "mix", "red")}
@@ -109,17 +136,22 @@ def _whole_maxima(rows: pa.Table, maxima) -> list[dict]:
     out = []
     if query.any():
         cov, red, mix = flag["cov"][query], flag["red"][query], flag["mix"][query]
-        Q, q_ids = X[query], ids[query]
+        Q, q_ids, q_h = X[query], ids[query], hs[query]
         best = np.where(cov & mix, 1.0, np.nan)
         other = np.full(len(q_ids), np.nan)
         far = cov & ~mix
         best[far] = maxima(Q[far], keys)
         other[red] = maxima(Q[red], keys, q_ids[red], key_ids)
-        out.extend({"kind": "max", "id": i, "coverage": None if np.isnan(c) else float(c),
-                    "redundancy": None if np.isnan(r) else float(r)} for i, c, r in zip(q_ids, best, other))
-    if (roles == VENDI).any():
-        V = X[roles == VENDI]
-        out.append({"kind": "vendi", "vendi": vendi_score(V), "vendi_rows": len(V)})
+        out.extend({"kind": "max", "id": i, "h": int(hh), "coverage": None if np.isnan(c) else float(c),
+                    "redundancy": None if np.isnan(r) else float(r)}
+                   for i, hh, c, r in zip(q_ids, q_h, best, other))
+    vendi = roles == VENDI
+    if vendi.any():
+        if vendi.sum() < whole_vendi:
+            out.append({"kind": "short", "scope": ""})
+        else:
+            V = X[first(hs, vendi, whole_vendi)]
+            out.append({"kind": "vendi", "vendi": vendi_score(V), "vendi_rows": len(V)})
     return out
 
 

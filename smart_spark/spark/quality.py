@@ -7,14 +7,21 @@ sample when its (xxhash64(id, seed), id) is among the scope's ``sample`` smalles
 the partitioning, and all of them when the scope has no more.
 
 Where the work happens (no input row reaches the driver): one shuffle into *parts*, one ``mapInArrow``
-over them (:func:`smart_spark.udfs.quality.part_figures`):
+over them (:func:`smart_spark.udfs.quality.part_figures`), no other Spark job but a tiny one for the
+parts' labels. Each sample's *candidates* are the rows whose h falls under a bound (:func:`bound`) that a
+few more rows than the sample wants fall under; the samples are picked from them:
 
-* task parts (about :data:`TASK_PART_ROWS` rows each): the kept tasks' coverage samples and mixture rows,
-  whole tasks per part; one figures row per task comes back;
+* task parts (about :data:`TASK_PART_ROWS` rows each): the kept tasks' coverage candidates and all their
+  mixture rows, whole tasks per part, packed largest first; the part picks each task's samples and
+  sends back one figures row per task;
 * whole parts (scope ``all``, at least :data:`MIN_WHOLE_PARTS`): the mixture rows split by hash (about
-  :data:`KEY_PART_ROWS` each), every row of the scope's coverage and redundancy samples in each of them;
-  per sampled row its largest cosine to each part's keys comes back, and the driver keeps the maximum (2 x
-  2 x ``sample`` numbers reach the driver); the scope's Vendi sample goes to the first whole part.
+  :data:`KEY_PART_ROWS` each), a copy of every candidate of the scope's coverage and redundancy samples
+  in each; per candidate its h and largest cosine to the part's mixture rows come back (about 2 x
+  ``sample`` x parts numbers), and the driver keeps each one's maximum and the samples' rows. The first
+  whole part also gets the Vendi candidates and picks the sample.
+
+Should a sample have fewer candidates than it wants (about 1 in 10^9 per sample), the pass runs again
+with a bound four times as wide.
 """
 
 from __future__ import annotations
@@ -26,19 +33,19 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from smart_spark.core.quality import SAMPLE_ROWS, VENDI_ROWS, coverage_of, exact_mean
 from smart_spark.delta import delta_io
-from smart_spark.spark.quality_samples import MIXTURE, ROWS, at_most, sample_limits
 from smart_spark.spark.run_state import SUCCEEDED
 from smart_spark.udfs.quality import BF16_MIN_PRODUCTS, KEY, PART_SCHEMA, QUERY, TASK, VENDI, part_figures
 
 #: The scope of the whole mixture in ``mixture_quality`` (other scopes are task names).
 ALL = "all"
-#: Scope ``all`` inside the stage (no task is named so, not even ``all``).
-WHOLE = "\x00all"
+#: Spreads of the candidates' bounds (:func:`bound`), the next one only when a sample fell short.
+SPREADS = (6.0, 24.0)
+LOWEST, HIGHEST = -(1 << 63), (1 << 63) - 1
 #: Rows per task part (the kept tasks' coverage samples and mixture rows).
 TASK_PART_ROWS = 131_072
 #: Mixture rows per whole part, and the fewest whole parts (the scope ``all`` products spread over them).
@@ -71,46 +78,51 @@ def measure_quality(instances: DataFrame, selected: DataFrame, *, input_rows: Ma
     spark = instances.sparkSession
     n_input, n_mixture = sum(input_rows.values()), sum(mixture_rows.values())
     kept = sorted(t for t, b in mixture_rows.items() if b > 0)
-    picked = selected.select("id", F.lit(True).alias("mix"))
     task_rows = {t: min(input_rows[t], sample) + mixture_rows[t] for t in kept}
     task_parts = max(1, math.ceil(sum(task_rows.values()) / TASK_PART_ROWS))
     part_of = pack_tasks(task_rows, task_parts)
     whole = whole_parts or max(MIN_WHOLE_PARTS, math.ceil(n_mixture / KEY_PART_ROWS))
     labels = part_labels(spark, task_parts + whole)
     rows = (instances.select("task", "id", "embedding", F.xxhash64(F.col("id"), F.lit(seed)).alias("h"))
-            .join(F.broadcast(picked), "id", "left").withColumn("mix", F.coalesce("mix", F.lit(False))))
-    # Samples: of each kept task (coverage, redundancy, Vendi) and of scope all, found in one job.
-    wanted = {(ROWS, WHOLE): [sample], (MIXTURE, WHOLE): [vendi_rows, sample],
-              **{(ROWS, t): [sample] for t in kept}, **{(MIXTURE, t): [vendi_rows, sample] for t in kept}}
-    sizes = {(ROWS, WHOLE): n_input, (MIXTURE, WHOLE): n_mixture,
-             **{(ROWS, t): input_rows[t] for t in kept}, **{(MIXTURE, t): mixture_rows[t] for t in kept}}
-    limits = sample_limits(rows.select("task", "id", "h", "mix"), wanted, sizes, whole_scope=WHOLE)
+            .join(F.broadcast(selected.select("id", F.lit(True).alias("mix"))), "id", "left")
+            .withColumn("mix", F.coalesce("mix", F.lit(False))))
+    for spread in SPREADS:  # a wider one only where a sample had too few candidates (~1 in 10^9)
+        figures = _measure(rows, kept, part_of, labels, task_parts, input_rows, n_input, n_mixture,
+                           sample, vendi_rows, spread, bf16_min_products)
+        table = _figures_table(figures, input_rows, mixture_rows, kept, n_input, n_mixture, sample)
+        if table is not None:
+            return table
+    raise RuntimeError("quality: a sample had fewer candidates than rows wanted at every spread")
+
+
+def bound(rows: int, k: int, spread: float) -> int:
+    """The h (a signed 64-bit xxhash) at or under which about ``k + spread (sqrt(k) + 10)`` of ``rows``
+    uniformly hashed rows fall: a sample of the ``k`` smallest is among them unless the count falls
+    short by ``spread`` standard deviations. The largest h (every row) when that is all of them."""
+    share = (k + spread * (math.sqrt(k) + 10)) / rows
+    return HIGHEST if share >= 1 else LOWEST + int(max(0.0, share) * 2**64)
+
+
+def _measure(rows: DataFrame, kept: list[str], part_of: Mapping[str, int], labels: list[int],
+             task_parts: int, input_rows: Mapping[str, int], n_input: int, n_mixture: int, sample: int,
+             vendi_rows: int, spread: float, bf16_min_products: int) -> pd.DataFrame:
+    """One pass of :func:`measure_quality`: the candidates into their parts, :func:`part_figures` there;
+    its rows (``short`` ones where a sample had too few candidates)."""
+    spark = rows.sparkSession
     kept_frame = spark.createDataFrame(
-        [(t, True, labels[part_of[t]] * 4 + TASK,
-          *[x for key in ((ROWS, t, sample), (MIXTURE, t, sample), (MIXTURE, t, vendi_rows))
-            for x in limits.get(key, (None, None))]) for t in kept],
-        "task string, kept boolean, task_code int, cov_h long, cov_id string, red_h long, red_id string, "
-        "ven_h long, ven_id string")
-
-    def below(key: tuple[int, str, int]) -> Column:
-        last = limits.get(key)
-        return at_most(F.col("h"), F.col("id"), None if last is None else (F.lit(last[0]), F.lit(last[1])))
-
-    h, key = F.col("h"), F.col("id")
+        [(t, True, labels[part_of[t]] * 4 + TASK, bound(input_rows[t], sample, spread)) for t in kept],
+        "task string, kept boolean, task_code int, cov_bound long")
+    h = F.col("h")
     rows = (rows.join(F.broadcast(kept_frame), "task", "left")
-            .withColumns({"kept": F.coalesce("kept", F.lit(False)),
-                          "t_cov": at_most(h, key, (F.col("cov_h"), F.col("cov_id"))),
-                          "t_red": at_most(h, key, (F.col("red_h"), F.col("red_id"))),
-                          "t_ven": at_most(h, key, (F.col("ven_h"), F.col("ven_id"))),
-                          "a_cov": below((ROWS, WHOLE, sample)),
-                          "a_red": F.col("mix") & below((MIXTURE, WHOLE, sample)),
-                          "a_ven": F.col("mix") & below((MIXTURE, WHOLE, vendi_rows))}))
-
+            .withColumns({"kept": F.coalesce("kept", F.lit(False)), "t_cov": h <= F.col("cov_bound"),
+                          "a_cov": h <= F.lit(bound(n_input, sample, spread)),
+                          "a_red": F.col("mix") & (h <= F.lit(bound(n_mixture, sample, spread))),
+                          "a_ven": F.col("mix") & (h <= F.lit(bound(n_mixture, vendi_rows, spread)))}))
     whole_labels = labels[task_parts:]
     # Where each row goes: codes label * 4 + role (-1: nowhere), one output row per code.
     none = F.lit(-1)
     key_code = F.element_at(F.array(*[F.lit(v * 4 + KEY) for v in whole_labels]),
-                            F.pmod(F.col("h"), F.lit(whole)).cast("int") + 1)
+                            F.pmod(h, F.lit(len(whole_labels))).cast("int") + 1)
     codes = [
         F.when(F.col("kept") & (F.col("t_cov") | F.col("mix")), F.col("task_code")).otherwise(none),
         F.when(F.col("mix"), key_code).otherwise(none),
@@ -120,17 +132,17 @@ def measure_quality(instances: DataFrame, selected: DataFrame, *, input_rows: Ma
     ]
     role = F.col("code").bitwiseAND(3)
     placed = (rows.withColumn("code", F.explode(F.array_remove(F.array(*codes), -1)))
-              .select(F.shiftright("code", 2).alias("part"), role.alias("role"), "task", "id", "embedding",
+              .select(F.shiftright("code", 2).alias("part"), role.alias("role"), "task", "id", "h",
+                      "embedding",
                       F.when(role == TASK, F.col("t_cov")).when(role == QUERY, F.col("a_cov"))
                       .otherwise(False).alias("cov"),
                       "mix",
-                      F.when(role == TASK, F.col("mix") & F.col("t_red")).when(role == QUERY, F.col("a_red"))
-                      .otherwise(False).alias("red"),
-                      F.when(role == TASK, F.col("mix") & F.col("t_ven")).otherwise(False).alias("ven"))
+                      F.when(role == QUERY, F.col("a_red")).otherwise(False).alias("red"))
               .repartition(len(labels), "part"))
-    figures = placed.mapInArrow(functools.partial(part_figures, bf16_min_products=bf16_min_products),
-                                PART_SCHEMA).toPandas()
-    return _figures_table(figures, input_rows, mixture_rows, kept, n_input, n_mixture)
+    compute = functools.partial(part_figures, sample=sample, vendi_rows=vendi_rows,
+                                wanted={t: min(input_rows[t], sample) for t in kept},
+                                whole_vendi=min(vendi_rows, n_mixture), bf16_min_products=bf16_min_products)
+    return placed.mapInArrow(compute, PART_SCHEMA).toPandas()
 
 
 def pack_tasks(rows: Mapping[str, int], parts: int) -> dict[str, int]:
@@ -156,12 +168,18 @@ def part_labels(spark: SparkSession, parts: int) -> list[int]:
 
 
 def _figures_table(figures: pd.DataFrame, input_rows: Mapping[str, int], mixture_rows: Mapping[str, int],
-                   kept: list[str], n_input: int, n_mixture: int) -> pd.DataFrame:
-    """:func:`part_figures`'s rows -> the :data:`QUALITY_SCHEMA` table (without ``run_id``): a sampled
-    row's maximum over the whole parts, means over the rows."""
-    maxima = figures[figures["kind"] == "max"].groupby("id")[["coverage", "redundancy"]].max()
-    cov = maxima["coverage"].dropna().to_numpy(dtype=np.float64)
-    red = maxima["redundancy"].dropna().tolist()
+                   kept: list[str], n_input: int, n_mixture: int, sample: int) -> pd.DataFrame | None:
+    """:func:`part_figures`'s rows -> the :data:`QUALITY_SCHEMA` table (without ``run_id``): a candidate's
+    maximum over the whole parts; scope ``all``'s samples, the candidates of smallest (h, id); means.
+    None where a sample had fewer candidates than rows wanted."""
+    if (figures["kind"] == "short").any():
+        return None
+    maxima = (figures[figures["kind"] == "max"].groupby(["h", "id"])[["coverage", "redundancy"]].max()
+              .sort_index())  # (h, id) order: the samples are the first rows
+    cov = maxima["coverage"].dropna().to_numpy(dtype=np.float64)[:min(sample, n_input)]
+    red = maxima["redundancy"].dropna().to_numpy(dtype=np.float64)[:min(sample, n_mixture)].tolist()
+    if len(cov) < min(sample, n_input) or (n_mixture >= 2 and len(red) < min(sample, n_mixture)):
+        return None
     vendi = figures[figures["kind"] == "vendi"]
     everything = {
         "scope": ALL, "rows": n_mixture, "input_rows": n_input,
