@@ -99,8 +99,8 @@ def bound(rows: int, k: int, spread: float) -> int:
     """The h (a signed 64-bit xxhash) at or under which about ``k + spread (sqrt(k) + 10)`` of ``rows``
     uniformly hashed rows fall: a sample of the ``k`` smallest is among them unless the count falls
     short by ``spread`` standard deviations. The largest h (every row) when that is all of them."""
-    share = (k + spread * (math.sqrt(k) + 10)) / rows
-    return HIGHEST if share >= 1 else LOWEST + int(max(0.0, share) * 2**64)
+    share = (k + spread * (math.sqrt(k) + 10)) / max(rows, 1)
+    return HIGHEST if rows <= k or share >= 1 else LOWEST + int(max(0.0, share) * 2**64)
 
 
 def _measure(rows: DataFrame, kept: list[str], part_of: Mapping[str, int], labels: list[int],
