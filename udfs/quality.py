@@ -45,7 +45,6 @@ INPUT_SCHEMA = ("part int, role int, task string, id string, h long, embedding a
 #: the task, or empty for scope ``all``'s Vendi sample; the driver widens the bounds and starts again).
 PART_SCHEMA = ("kind string, scope string, id string, h long, coverage double, sample_rows long, "
                "redundancy double, redundancy_rows long, vendi double, vendi_rows long")
-COLUMNS = [c.split()[0] for c in PART_SCHEMA.split(", ")]
 
 
 def part_figures(batches: Iterator[pa.RecordBatch], *, sample: int, vendi_rows: int,
