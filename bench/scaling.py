@@ -6,6 +6,12 @@ Run: ``python bench/scaling.py`` (250k, 500k and 1M rows) or e.g.
 ``python bench/scaling.py --sizes 1000000,2637598 --tasks 1001 --dim 256 --task-rows 8:70000
 --num-instances 100000 --driver-memory 8g``.
 
+FLAN 2022's shape (issue 25: 1,840 tasks, a long tail of Super-Natural-Instructions-like tasks and a head
+of tasks far above P; ``smart_spark.datasets.synthetic.flan_task_sizes``), 256-d so that the 17.59M-row
+collection (17.6 GB of Parquet) and the job's shuffle and spill files fit this machine's disk:
+``python bench/scaling.py --shape flan --tasks 1840 --dim 256 --sizes 4000000,8000000,17590000
+--num-instances 100000 --driver-memory 12g --profile``.
+
 Per size n: synthetic data (``datasets.synthetic.write_synthetic``: 1,000 tasks of Zipf-like sizes,
 FLAN template types, 384-d embeddings; written once to ``--data-dir`` and reused), then the job in a
 subprocess (a fresh JVM each) with the job's own flags::
