@@ -74,6 +74,28 @@ def part_figures(batches: Iterator[pa.RecordBatch], *, sample: int, vendi_rows: 
                 yield pa.RecordBatch.from_pylist(out, schema=_arrow_schema())
 
 
+def whole_means(batches: Iterator[pa.RecordBatch], *, coverage_rows: int,
+                redundancy_rows: int) -> Iterator[pa.RecordBatch]:
+    """Scope ``all``'s candidates (the ``max`` rows of every whole part, all in one partition) -> one
+    ``whole`` row: each candidate's maximum over the parts; the samples, the first ``coverage_rows`` /
+    ``redundancy_rows`` candidates in (h, id) order; their means (summed exactly). A ``short`` row
+    instead where a sample had fewer candidates."""
+    batches = [b.select(["h", "id", "coverage", "redundancy"]) for b in batches]
+    if not batches:  # no candidates at all (an empty input): nothing to average
+        return
+    maxima = (pa.Table.from_batches(batches).to_pandas()
+              .groupby(["h", "id"])[["coverage", "redundancy"]].max().sort_index())
+    cov = maxima["coverage"].dropna().to_numpy(dtype=np.float64)[:coverage_rows]
+    red = maxima["redundancy"].dropna().to_numpy(dtype=np.float64)[:redundancy_rows]
+    if len(cov) < coverage_rows or len(red) < redundancy_rows:
+        row = {"kind": "short", "scope": ""}
+    else:
+        row = {"kind": "whole", "coverage": coverage_of(cov) if len(cov) else 0.0, "sample_rows": len(cov),
+               "redundancy": exact_mean(red.tolist()) if redundancy_rows else None,
+               "redundancy_rows": len(red)}
+    yield pa.RecordBatch.from_pylist([row], schema=_arrow_schema())
+
+
 def first(h: np.ndarray, mask: np.ndarray, k: int) -> np.ndarray:
     """(len(h),) bool: the first ``k`` rows of ``mask`` in (h, position) order (rows sorted by id, so
     position order is id order)."""

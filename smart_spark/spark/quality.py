@@ -31,15 +31,23 @@ import json
 import math
 from collections.abc import Mapping
 
-import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from smart_spark.core.quality import SAMPLE_ROWS, VENDI_ROWS, coverage_of, exact_mean
+from smart_spark.core.quality import SAMPLE_ROWS, VENDI_ROWS
 from smart_spark.delta import delta_io
 from smart_spark.spark.run_state import SUCCEEDED
-from smart_spark.udfs.quality import BF16_MIN_PRODUCTS, KEY, PART_SCHEMA, QUERY, TASK, VENDI, part_figures
+from smart_spark.udfs.quality import (
+    BF16_MIN_PRODUCTS,
+    KEY,
+    PART_SCHEMA,
+    QUERY,
+    TASK,
+    VENDI,
+    part_figures,
+    whole_means,
+)
 
 #: The scope of the whole mixture in ``mixture_quality`` (other scopes are task names).
 ALL = "all"
@@ -142,7 +150,15 @@ def _measure(rows: DataFrame, kept: list[str], part_of: Mapping[str, int], label
     compute = functools.partial(part_figures, sample=sample, vendi_rows=vendi_rows,
                                 wanted={t: min(input_rows[t], sample) for t in kept},
                                 whole_vendi=min(vendi_rows, n_mixture), bf16_min_products=bf16_min_products)
-    return placed.mapInArrow(compute, PART_SCHEMA).toPandas()
+    out = placed.mapInArrow(compute, PART_SCHEMA).persist()
+    try:  # the per-row maxima stay on the executors: one row of scope all's means comes back
+        rest = out.where(F.col("kind") != "max").toPandas()
+        means = functools.partial(whole_means, coverage_rows=min(sample, n_input),
+                                  redundancy_rows=min(sample, n_mixture) if n_mixture >= 2 else 0)
+        whole = out.where(F.col("kind") == "max").coalesce(1).mapInArrow(means, PART_SCHEMA).toPandas()
+    finally:
+        out.unpersist()
+    return pd.concat([rest, whole], ignore_index=True)
 
 
 def pack_tasks(rows: Mapping[str, int], parts: int) -> dict[str, int]:
@@ -174,18 +190,15 @@ def _figures_table(figures: pd.DataFrame, input_rows: Mapping[str, int], mixture
     None where a sample had fewer candidates than rows wanted."""
     if (figures["kind"] == "short").any():
         return None
-    maxima = (figures[figures["kind"] == "max"].groupby(["h", "id"])[["coverage", "redundancy"]].max()
-              .sort_index())  # (h, id) order: the samples are the first rows
-    cov = maxima["coverage"].dropna().to_numpy(dtype=np.float64)[:min(sample, n_input)]
-    red = maxima["redundancy"].dropna().to_numpy(dtype=np.float64)[:min(sample, n_mixture)].tolist()
-    if len(cov) < min(sample, n_input) or (n_mixture >= 2 and len(red) < min(sample, n_mixture)):
-        return None
+    means = figures[figures["kind"] == "whole"]
+    whole = means.iloc[0].to_dict() if len(means) else {"coverage": 0.0, "sample_rows": 0, "redundancy": None,
+                                                         "redundancy_rows": 0}
     vendi = figures[figures["kind"] == "vendi"]
     everything = {
         "scope": ALL, "rows": n_mixture, "input_rows": n_input,
-        "coverage": coverage_of(cov) if len(cov) else 0.0, "sample_rows": len(cov),
-        "redundancy": exact_mean(red) if n_mixture >= 2 and red else None,
-        "redundancy_rows": len(red) if n_mixture >= 2 else 0,
+        "coverage": float(whole["coverage"]), "sample_rows": int(whole["sample_rows"]),
+        "redundancy": None if pd.isna(whole["redundancy"]) else float(whole["redundancy"]),
+        "redundancy_rows": int(whole["redundancy_rows"]),
         "vendi": float(vendi["vendi"].iloc[0]) if len(vendi) else None,
         "vendi_rows": int(vendi["vendi_rows"].iloc[0]) if len(vendi) else 0,
         "task_coverage": len(kept) / len(input_rows) if input_rows else None,
