@@ -18,7 +18,8 @@ import numpy as np
 
 #: Unit roundoff of bfloat16 (8 significant bits).
 UNIT = 2.0**-8
-#: A bfloat16 threshold rounds to nearest: half an ulp below 1 more keeps it at or below the exact one.
+#: Rounding the threshold to bfloat16 moves it by at most half an ulp (2^-8 for |x| < 2): subtracting
+#: that too keeps it at or below the exact threshold.
 ROUNDING = 2.0**-8
 #: Cosine products per bfloat16 block (entries of one (rows x keys) score matrix).
 BLOCK_ENTRIES = 1 << 24
