@@ -7,8 +7,8 @@ sample when its (xxhash64(id, seed), id) is among the scope's ``sample`` smalles
 the partitioning, and all of them when the scope has no more.
 
 Where the work happens (no input row reaches the driver): one shuffle into *parts*, one ``mapInArrow``
-over them (:func:`smart_spark.udfs.quality.part_figures`), no other Spark job but a tiny one for the
-parts' labels. Each sample's *candidates* are the rows whose h falls under a bound (:func:`bound`) that a
+over them (:func:`smart_spark.udfs.quality.part_figures`), its small output cached for two collects,
+and a tiny job for the parts' labels. Each sample's *candidates* are the rows whose h falls under a bound (:func:`bound`) that a
 few more rows than the sample wants fall under; the samples are picked from them:
 
 * task parts (about :data:`TASK_PART_ROWS` rows each): the kept tasks' coverage candidates and all their
@@ -16,9 +16,10 @@ few more rows than the sample wants fall under; the samples are picked from them
   sends back one figures row per task;
 * whole parts (scope ``all``, at least :data:`MIN_WHOLE_PARTS`): the mixture rows split by hash (about
   :data:`KEY_PART_ROWS` each), a copy of every candidate of the scope's coverage and redundancy samples
-  in each; per candidate its h and largest cosine to the part's mixture rows come back (about 2 x
-  ``sample`` x parts numbers), and the driver keeps each one's maximum and the samples' rows. The first
-  whole part also gets the Vendi candidates and picks the sample.
+  in each; per candidate its h and largest cosine to the part's mixture rows go on to one small task
+  (:func:`smart_spark.udfs.quality.whole_means`) that keeps each one's maximum over the parts, picks the
+  samples' rows and averages them: one row of means reaches the driver. The first whole part also gets
+  the Vendi candidates and picks the sample.
 
 Should a sample have fewer candidates than it wants (about 1 in 10^9 per sample), the pass runs again
 with a bound four times as wide.
