@@ -6,10 +6,10 @@ Each row arrives in one part with a ``role`` and flags; a part is either a *task
 candidate of the coverage (``cov``) and redundancy (``red``) samples; role :data:`VENDI`, the Vendi
 candidates, in one part only). Candidates are the rows whose h = xxhash64(id, seed) falls under a bound
 that a few more rows than the sample wants fall under; a part keeps the rows of smallest (h, id) (a
-task's samples, scope ``all``'s Vendi sample), or sends back h with each maximum so the driver does
-(scope ``all``'s coverage and redundancy samples). Out of a task part come one figures row per task;
-out of a whole part, per candidate its largest cosine to the part's keys (the driver takes the maximum
-over parts).
+task's samples, scope ``all``'s Vendi sample), or sends h on with each maximum so :func:`whole_means`
+does (scope ``all``'s coverage and redundancy samples). Out of a task part come one figures row per
+task; out of a whole part, per candidate its largest cosine to the part's keys (:func:`whole_means`
+takes the maximum over parts).
 
 Rows are sorted by id inside each scope first, so the same rows give the same matrices (and the same
 float results) whatever partition they came from. Products above :data:`BF16_MIN_PRODUCTS` take the
@@ -142,8 +142,8 @@ def _task_figures(rows: pa.Table, sample: int, vendi_rows: int, wanted: Mapping[
 
 
 def _whole_maxima(rows: pa.Table, maxima, whole_vendi: int) -> list[dict]:
-    """A whole part's rows -> per query row its maxima and h (``max`` rows: the driver keeps the samples'
-    rows), and the Vendi row if the part holds scope ``all``'s Vendi candidates.
+    """A whole part's rows -> per query row its maxima and h (``max`` rows: :func:`whole_means` keeps the
+    samples' rows), and the Vendi row if the part holds scope ``all``'s Vendi candidates.
     A query that is a mixture row covers itself: its coverage is 1 (cosine to itself) without products."""
     order = pc.sort_indices(rows.select(["id"]), [("id", "ascending")]).to_numpy()
     X = _unit_rows(rows)[order]
