@@ -8,8 +8,9 @@ the partitioning, and all of them when the scope has no more.
 
 Where the work happens (no input row reaches the driver): one shuffle into *parts*, one ``mapInArrow``
 over them (:func:`smart_spark.udfs.quality.part_figures`), its small output cached for two collects,
-and a tiny job for the parts' labels. Each sample's *candidates* are the rows whose h falls under a bound (:func:`bound`) that a
-few more rows than the sample wants fall under; the samples are picked from them:
+and a tiny job for the parts' labels. Each sample's *candidates* are the rows whose h falls under a
+bound (:func:`bound`) that a few more rows than the sample wants fall under; the samples are picked
+from them:
 
 * task parts (about :data:`TASK_PART_ROWS` rows each): the kept tasks' coverage candidates and all their
   mixture rows, whole tasks per part, packed largest first; the part picks each task's samples and
