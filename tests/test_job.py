@@ -96,13 +96,17 @@ def assert_same_mixture(got: pd.DataFrame, want: pd.DataFrame) -> None:
 
 
 @pytest.mark.parametrize(
-    ("task_fn", "instance_fn", "partition_size"),
-    [("gc", "fl", 20000), ("fl", "gc", 20000), ("logdet", "logdet", 20000), ("random", "random", 20000),
-     ("gc", "fl", 60), ("gc", "logdet", 40)],
+    ("task_fn", "instance_fn", "partition_size", "storage"),
+    [("gc", "fl", 20000, "MEMORY_AND_DISK_DESER"), ("fl", "gc", 20000, "MEMORY_AND_DISK"),
+     ("logdet", "logdet", 20000, "MEMORY_AND_DISK_DESER"),
+     ("random", "random", 20000, "MEMORY_AND_DISK_DESER"), ("gc", "fl", 60, "DISK_ONLY"),
+     ("gc", "logdet", 40, "MEMORY_AND_DISK_DESER")],
 )
-def test_mixture_equals_core_library(spark, synth_path, tmp_path, task_fn, instance_fn, partition_size):
+def test_mixture_equals_core_library(spark, synth_path, tmp_path, task_fn, instance_fn, partition_size,
+                                     storage):
+    """Whatever the stage functions, P and the instances' storage level (``--instance-storage``)."""
     config = job_config(synth_path, str(tmp_path), task_fn=task_fn, instance_fn=instance_fn,
-                        partition_size=partition_size)
+                        partition_size=partition_size, instance_storage=storage)
     summary = run(spark, config)
     want_weights, want = reference_mixture(synth_path, config)
     got = read_delta(str(tmp_path / "mixture"), "r1")

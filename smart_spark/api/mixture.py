@@ -46,7 +46,7 @@ from smart_spark.spark.decontaminate import (
     read_eval_set,
     remove_contaminated,
 )
-from smart_spark.spark.instances import embed_instances
+from smart_spark.spark.instances import embed_instances, storage_level
 from smart_spark.spark.outputs import code_version, commit_run, mixture_frame, runs_frame, task_weights_frame
 from smart_spark.spark.progress import describe, stage, watch
 from smart_spark.spark.quality import (
@@ -258,7 +258,7 @@ def build_mixture(df: DataFrame, *, config: JobConfig | None = None, input_versi
                                                  encoder=config.encoder_settings(),
                                                  cache=embeddings_cache(config),
                                                  prompt_keys=bool(config.decontaminate))
-        instances = instances.persist()
+        instances = instances.persist(storage_level(config.instance_storage))
         flag = "--embedding-col" if config.embedding_col else "the encoder's output"
         describe(spark, "embed", "check the embeddings")
         dim = validate_embeddings(instances, "embedding", flag=flag)
@@ -276,7 +276,8 @@ def build_mixture(df: DataFrame, *, config: JobConfig | None = None, input_versi
             instances, removed = remove_contaminated(
                 spark, prepared, instances, eval_frame, dim, source=config.decontaminate,
                 threshold=config.decontamination_threshold, cache=embeddings_cache(config),
-                encoder=None if config.embedding_col else config.encoder_settings())
+                encoder=None if config.embedding_col else config.encoder_settings(),
+                storage=storage_level(config.instance_storage))
             st.counts.update(eval_prompts=removed.eval_prompts, removed=removed.removed, exact=removed.exact)
             check_budget(configs, counts["rows"] - removed.removed,
                          after=f"--decontaminate removed {removed.removed:,}")
@@ -289,7 +290,8 @@ def build_mixture(df: DataFrame, *, config: JobConfig | None = None, input_versi
                 else f"k-means: {k} cluster tasks")
         with stage(spark, "cluster", what, seconds) as st:
             instances, clustering = cluster_into_tasks(spark, prepared, instances, k=k, seed=config.seed,
-                                                       split=bool(config.split_tasks))
+                                                       split=bool(config.split_tasks),
+                                                       storage=storage_level(config.instance_storage))
             st.counts.update(clusters=len(clustering.info), fits=clustering.fits)
 
     # Weigh tasks: per-task means (distributed sums, M rows to the driver), greedy, budgets.

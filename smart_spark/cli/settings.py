@@ -30,6 +30,7 @@ from smart_spark.embed.device import PRECISIONS
 from smart_spark.embed.settings import EncoderSettings
 from smart_spark.errors import SmartError
 from smart_spark.spark.chat import DEFAULT_PROMPT_FROM, PROMPT_FROM
+from smart_spark.spark.instances import INSTANCE_STORAGE
 from smart_spark.spark.reader import INPUT_FORMATS, InputSpec
 
 INSTANCE_FUNCTIONS = (*FUNCTIONS, "random")
@@ -167,6 +168,9 @@ class JobConfig:
     precision: str = setting("auto", "encoder precision: auto is bfloat16 on GPUs that have it, float32 "
                              "elsewhere", choices=PRECISIONS)
     embeddings_table: str | None = setting(None, "embedding cache table", default_text="<output>/embeddings")
+    instance_storage: str = setting(
+        INSTANCE_STORAGE[0], "Spark storage level of the instances between stages: DISK_ONLY leaves the "
+        "heap to the stages (docs/usage.md, Memory)", choices=INSTANCE_STORAGE)
     # Stage 1: tasks, weights, budgets.
     num_tasks: int | None = setting(
         None, "M': tasks kept by stage 1 (an integer or 'all'; a list such as 8,16,all sweeps)",

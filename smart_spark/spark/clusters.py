@@ -215,13 +215,15 @@ def clusters_frame(assignments: DataFrame, run_id: str) -> DataFrame:
 
 
 def cluster_into_tasks(spark: SparkSession, prepared: DataFrame, instances: DataFrame, *, k: int, seed: int,
-                       split: bool) -> tuple[DataFrame, Clustering]:
-    """The instances relabelled with their k-means cluster task (persisted; ``instances`` is unpersisted)
+                       split: bool, storage: StorageLevel = StorageLevel.MEMORY_AND_DISK_DESER,
+                       ) -> tuple[DataFrame, Clustering]:
+    """The instances relabelled with their k-means cluster task (persisted at ``storage``; ``instances`` is
+    unpersisted)
     and the clustering (``split`` False: K over all rows; True: K per labelled task)."""
     sizes = {r["task"]: int(r["count"]) for r in instances.groupBy("task").count().collect()}
     clustering = cluster_tasks(spark, instances, k=k, seed=seed, split=split, sizes=sizes, prepared=prepared,
                                prompt_col=PROMPT_COLUMN)
-    relabelled = relabel(instances, clustering.assignments).persist()
+    relabelled = relabel(instances, clustering.assignments).persist(storage)
     relabelled.count()
     instances.unpersist()
     return relabelled, clustering

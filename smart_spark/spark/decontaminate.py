@@ -201,16 +201,18 @@ def eval_embedder(spark: SparkSession, *, model: str | None, cache: TableRef | N
 
 def remove_contaminated(spark: SparkSession, prepared: DataFrame, instances: DataFrame, eval_frame: DataFrame,
                         dim: int, *, source: str, threshold: float, encoder: EncoderSettings | None,
-                        cache: TableRef | None) -> tuple[DataFrame, Decontamination]:
-    """The instances that match no evaluation prompt of ``source`` (persisted; ``instances`` is
-    unpersisted) and what was removed. Exact copies are keyed on the prepared prompt (:data:`PROMPT_COLUMN`,
-    whatever it came from: a column, ``--prompt-expr`` or chat turns). ``eval_frame``: from
-    :func:`read_eval_set`; ``dim``: the instances' embedding width; ``encoder``: how the evaluation prompts
-    are embedded (through ``cache``), None when they carry the ``--embedding-col`` themselves."""
+                        cache: TableRef | None, storage: StorageLevel = StorageLevel.MEMORY_AND_DISK_DESER,
+                        ) -> tuple[DataFrame, Decontamination]:
+    """The instances that match no evaluation prompt of ``source`` (persisted at ``storage``; ``instances``
+    is unpersisted) and what was removed. Exact copies are keyed on the prepared prompt
+    (:data:`PROMPT_COLUMN`, whatever it came from: a column, ``--prompt-expr`` or chat turns).
+    ``eval_frame``: from :func:`read_eval_set`; ``dim``: the instances' embedding width; ``encoder``: how
+    the evaluation prompts are embedded (through ``cache``), None when they carry the ``--embedding-col``
+    themselves."""
     embed = None if encoder is None else eval_embedder(spark, cache=cache, **encoder.options())
     evals = load_eval_set(eval_frame, source, embed=embed, dim=dim)
     kept, removed = decontaminate(instances, prepared, evals, threshold=threshold, prompt_col=PROMPT_COLUMN)
-    kept = kept.drop(KEY_COL).persist()
+    kept = kept.drop(KEY_COL).persist(storage)
     if kept.count() == 0:
         raise SmartError(f"--decontaminate {source} removed every instance "
                          f"({removed.removed:,}); raise --decontamination-threshold")

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
 from smart_spark.spark.decontaminate import KEY_COL, prompt_key
 from smart_spark.spark.reader import PROMPT_COLUMN, embedding_array
+
+#: Spark storage levels the instances may be kept at between stages (``--instance-storage``), the first
+#: the default: what ``DataFrame.persist()`` gives. ``DISK_ONLY`` keeps no instance on the heap.
+INSTANCE_STORAGE = ("MEMORY_AND_DISK_DESER", "MEMORY_AND_DISK", "DISK_ONLY")
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -42,3 +47,14 @@ def embed_instances(spark: SparkSession, prepared: DataFrame, *, embedding_col: 
     stats.update(text_stats(instances.select("task", "_text", "_tokens"), text_col="_text",
                             tokens_col="_tokens", model=encoder.model, max_length=encoder.max_length))
     return instances.select("task", "stratum", "id", *([KEY_COL] if key else []), "embedding"), stats
+
+
+def storage_level(name: str) -> StorageLevel:
+    """The :class:`pyspark.StorageLevel` called ``name`` (one of :data:`INSTANCE_STORAGE`).
+
+    >>> storage_level("DISK_ONLY") == StorageLevel.DISK_ONLY
+    True
+    """
+    if name not in INSTANCE_STORAGE:
+        raise ValueError(f"instance storage must be one of {', '.join(INSTANCE_STORAGE)}, got {name!r}")
+    return getattr(StorageLevel, name)
