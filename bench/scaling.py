@@ -138,27 +138,47 @@ def _status_kb(pid: int) -> tuple[int, int, str, float] | None:
     return hwm, rss, kind, cpu
 
 
-class Sampler(threading.Thread):
-    """Peak memory of the process tree under ``pid``, sampled every ``interval`` seconds."""
+def _pss_kb(pid: int) -> int:
+    """Proportional set size of ``pid`` (kB): its private pages plus its share of pages it shares (the
+    forked Python workers share the daemon's), so the PSS of a process tree sums to the memory it holds."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
-    def __init__(self, pid: int, interval: float = 0.25) -> None:
+
+class Sampler(threading.Thread):
+    """Peak memory of the process tree under ``pid``, sampled every ``interval`` seconds (PSS every
+    ``pss_every`` samples: reading it walks the page tables of a large JVM heap)."""
+
+    def __init__(self, pid: int, interval: float = 0.25, pss_every: int = 4) -> None:
         super().__init__(daemon=True)
-        self.pid, self.interval = pid, interval
+        self.pid, self.interval, self.pss_every = pid, interval, pss_every
         self.peak: dict[int, tuple[int, str]] = {}  # pid -> (max VmHWM kB, kind)
         self.cpu: dict[int, float] = {}  # pid -> CPU seconds at the last sample
         self.workers_rss_sum_kb = 0
         self.all_rss_sum_kb = 0  # the largest RSS of the whole tree (child included) at one instant
+        self.all_pss_sum_kb = 0  # the largest PSS of the whole tree at one instant
         self.stop_flag = threading.Event()
 
     def run(self) -> None:
+        tick = 0
         while not self.stop_flag.is_set():
-            total = everything = 0
+            total = everything = pss = 0
+            with_pss = tick % self.pss_every == 0
+            tick += 1
             for p in [self.pid, *_descendants(self.pid)]:
                 got = _status_kb(p)
                 if got is None:
                     continue
                 hwm, rss, kind, cpu = got
                 everything += rss
+                if with_pss:
+                    pss += _pss_kb(p)
                 if p == self.pid:
                     continue
                 self.cpu[p] = max(cpu, self.cpu.get(p, 0.0))
@@ -168,6 +188,7 @@ class Sampler(threading.Thread):
                     total += rss
             self.workers_rss_sum_kb = max(self.workers_rss_sum_kb, total)
             self.all_rss_sum_kb = max(self.all_rss_sum_kb, everything)
+            self.all_pss_sum_kb = max(self.all_pss_sum_kb, pss)
             self.stop_flag.wait(self.interval)
 
     def summary(self) -> dict[str, float]:
@@ -177,7 +198,7 @@ class Sampler(threading.Thread):
         return {"jvm_hwm_mb": mx("jvm"), "worker_hwm_mb": mx("worker"),
                 "tree_cpu_seconds": round(sum(self.cpu.values()), 1),
                 "workers_rss_sum_mb": self.workers_rss_sum_kb / 1024,
-                "all_rss_sum_mb": self.all_rss_sum_kb / 1024,
+                "all_rss_sum_mb": self.all_rss_sum_kb / 1024, "all_pss_sum_mb": self.all_pss_sum_kb / 1024,
                 "workers_seen": sum(1 for _, k in self.peak.values() if k == "worker")}
 
 
@@ -261,7 +282,9 @@ def print_profile(log_dir: str, top: int = 15) -> dict[str, float]:
     return {"spill_disk_mb": round(disk), "spill_memory_mb": round(memory)}
 
 
-def run_size(args: argparse.Namespace, n: int) -> dict:
+def run_size(args: argparse.Namespace, n: int, keep_output: bool = False) -> dict:
+    """Run the job once on the n-row collection; the result's ``output`` is the job's output folder when
+    ``keep_output`` (the caller removes it), else it is removed."""
     data = ensure_data(Path(args.data_dir), n, args.tasks, args.dim, args.seed, args.task_rows,
                        flan=getattr(args, "shape", "zipf") == "flan")
     num_instances = args.num_instances or max(1, int(n * args.fraction))
@@ -292,12 +315,13 @@ def run_size(args: argparse.Namespace, n: int) -> dict:
     wall = time.perf_counter() - t0
     sampler.stop_flag.set()
     sampler.join()
-    shutil.rmtree(out_dir, ignore_errors=True)
+    if not keep_output:
+        shutil.rmtree(out_dir, ignore_errors=True)
     found = [json.loads(x[len(MARKER):]) for x in lines if x.startswith(MARKER)]
     if proc.returncode != 0 or not found:
         print("".join(lines[-40:]))
         raise SystemExit(f"n={n}: the job failed (exit {proc.returncode})")
-    result = found[0] | sampler.summary() | {"n": n, "wall_seconds": round(wall, 1)}
+    result = found[0] | sampler.summary() | {"n": n, "wall_seconds": round(wall, 1), "output": out_dir}
     if log_dir is not None:
         result |= print_profile(log_dir)
         shutil.rmtree(log_dir, ignore_errors=True)
@@ -309,7 +333,8 @@ def run_size(args: argparse.Namespace, n: int) -> dict:
           f"{result['jvm_hwm_mb']:.0f} MB (-Xmx {args.driver_memory}), largest python worker VmHWM "
           f"{result['worker_hwm_mb']:.0f} MB, workers' RSS sum at peak {result['workers_rss_sum_mb']:.0f} MB "
           f"({result['workers_seen']} worker processes); all processes' RSS sum at peak "
-          f"{result['all_rss_sum_mb']:.0f} MB", flush=True)
+          f"{result['all_rss_sum_mb']:.0f} MB (PSS, shared pages counted once: "
+          f"{result['all_pss_sum_mb']:.0f} MB)", flush=True)
     return result
 
 
