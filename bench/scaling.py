@@ -40,6 +40,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import subprocess
@@ -53,15 +54,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 MARKER = "SCALING_RESULT "
+#: The select stage's log line with its plan's work (``smart_spark.spark.selection``).
+KERNEL_LINE = re.compile(r"by greedy: ([0-9.e+]+) kernel entries")
 
 
 def child(argv: list[str], cores: int, driver_memory: str, extra_conf: list[str]) -> None:
     """Run the job once in this process (fresh JVM) and print its summary on a MARKER line."""
+    from smart_spark.cli.logs import configure_logging, log_level
     from smart_spark.cli.settings import load_config
     from smart_spark.jobs.smart_mixture import run
     from smart_spark.spark.session import get_spark
 
     config = load_config(argv)
+    configure_logging(log_level(config.quiet, config.verbose))  # the stage lines (and the plan's work)
     conf = {
         "spark.driver.memory": driver_memory,
         "spark.ui.enabled": "false",
@@ -321,7 +326,9 @@ def run_size(args: argparse.Namespace, n: int, keep_output: bool = False) -> dic
     if proc.returncode != 0 or not found:
         print("".join(lines[-40:]))
         raise SystemExit(f"n={n}: the job failed (exit {proc.returncode})")
-    result = found[0] | sampler.summary() | {"n": n, "wall_seconds": round(wall, 1), "output": out_dir}
+    entries = [float(m.group(1)) for x in lines if (m := KERNEL_LINE.search(x))]
+    result = found[0] | sampler.summary() | {"n": n, "wall_seconds": round(wall, 1), "output": out_dir,
+                                             "kernel_entries": sum(entries) if entries else None}
     if log_dir is not None:
         result |= print_profile(log_dir)
         shutil.rmtree(log_dir, ignore_errors=True)
@@ -329,6 +336,9 @@ def run_size(args: argparse.Namespace, n: int, keep_output: bool = False) -> dic
     print(f"  stages (s): {stages}  | run {result['run_seconds']:.1f}s, child wall {wall:.1f}s "
           f"(JVM start {result['session_seconds']:.1f}s); CPU of the JVM + Python workers + driver "
           f"{result['tree_cpu_seconds']:.0f}s")
+    if result["kernel_entries"]:
+        print(f"  stage 2's greedies: {result['kernel_entries']:.3g} kernel entries, "
+              f"{result['stage_seconds']['select'] / result['kernel_entries'] * 1e9:.2f} s of select per 1e9")
     print(f"  peak memory: python driver ru_maxrss {result['driver_maxrss_mb']:.0f} MB, JVM VmHWM "
           f"{result['jvm_hwm_mb']:.0f} MB (-Xmx {args.driver_memory}), largest python worker VmHWM "
           f"{result['worker_hwm_mb']:.0f} MB, workers' RSS sum at peak {result['workers_rss_sum_mb']:.0f} MB "
@@ -374,20 +384,23 @@ def main() -> None:
     results = [run_size(args, n) for n in args.sizes]
 
     print("\nsummary")
-    stages = list(results[0]["stage_seconds"])
+    stages = list(dict.fromkeys(s for r in results for s in r["stage_seconds"]))  # quality: not at every n
     print("  n        | " + " | ".join(f"{s:>7}" for s in stages) + " |   run s |   CPU s | driver MB | "
-          "JVM MB | worker MB")
+          "JVM MB | worker MB | all PSS MB")
     for r in results:
-        print(f"  {r['n']:<8} | " + " | ".join(f"{r['stage_seconds'][s]:7.1f}" for s in stages)
+        print(f"  {r['n']:<8} | " + " | ".join(f"{r['stage_seconds'].get(s, 0.0):7.1f}" for s in stages)
               + f" | {r['run_seconds']:7.1f} | {r['tree_cpu_seconds']:7.0f} | {r['driver_maxrss_mb']:9.0f} | "
-              f"{r['jvm_hwm_mb']:6.0f} | "
-              f"{r['worker_hwm_mb']:9.0f}")
+              f"{r['jvm_hwm_mb']:6.0f} | {r['worker_hwm_mb']:9.0f} | {r['all_pss_sum_mb']:10.0f}")
     for a, b in zip(results, results[1:]):
         doublings = max(1e-9, (b["n"] / a["n"]))
         per = (b["run_seconds"] / a["run_seconds"]) ** (1 / max(1e-9, __import__("math").log2(doublings)))
-        st = ", ".join(f"{s} {b['stage_seconds'][s] / max(1e-3, a['stage_seconds'][s]):.2f}x" for s in stages)
+        st = ", ".join(f"{s} {b['stage_seconds'][s] / max(1e-3, a['stage_seconds'][s]):.2f}x" for s in stages
+                       if s in a["stage_seconds"] and s in b["stage_seconds"])
         verdict = "met" if per <= 2.2 else "NOT met"
         cpu = b["tree_cpu_seconds"] / max(1e-9, a["tree_cpu_seconds"])
+        if a["kernel_entries"] and b["kernel_entries"]:
+            print(f"  growth {a['n']} -> {b['n']}: stage 2's kernel entries "
+                  f"{b['kernel_entries'] / a['kernel_entries']:.2f}x (the greedies' work)")
         print(f"  growth {a['n']} -> {b['n']}: run {b['run_seconds'] / a['run_seconds']:.2f}x "
               f"({per:.2f}x per doubling; target <= 2.2x: {verdict}); CPU seconds {cpu:.2f}x; stages: {st}")
     big = [r for r in results if r["n"] >= 1_000_000]

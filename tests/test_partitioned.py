@@ -193,6 +193,19 @@ def test_stage2_plan_orders_groups_and_packs_exact_ones_into_buckets() -> None:
     assert [g.method for g in plan.groups] == [Method.EXACT, Method.WHOLE, Method.EXACT, Method.EXACT]
     assert [g.bucket for g in plan.groups] == [0, None, 1, 2]  # 2000 + 3000 > 4096; 5000 alone
     assert plan.group(2) is plan.groups[2] and plan.only(Method.WHOLE).group(1).budget == 2500
+    assert plan.kernel_entries == 2000**2 + 3000**2 + 5000**2  # the whole group: no greedy
+
+
+def test_kernel_entries_count_every_greedy_of_a_plan() -> None:
+    """Partitions' rows squared per round, then the union's (MERGE, REORDER); INTERLEAVE merges none."""
+    budgets = {("r", None): 25, ("s", None): 80, ("i", None): 120, ("e", None): 10, ("w", None): 50}
+    sizes = {("r", None): 1000, ("s", None): 250, ("i", None): 250, ("e", None): 100, ("w", None): 50}
+    plan = plan_stage2(budgets, sizes, fn="fl", partition_size=100, seed=1)
+    rounds = 10 * 100**2 + (84**2 + 83**2 + 83**2) + 75**2  # 1000 -> 10 x 100 -> 250 -> 3 parts -> 75
+    shares = (84**2 + 83**2 + 83**2) + 80**2
+    interleave = 84**2 + 83**2 + 83**2
+    assert plan.kernel_entries == rounds + shares + interleave + 100**2
+    assert plan_stage2(budgets, sizes, fn="random", partition_size=100, seed=1).kernel_entries == 0
 
 
 @pytest.mark.parametrize("n,budget,P", [(1000, 25, 100), (300, 40, 80), (777, 400, 90), (250, 80, 100)])

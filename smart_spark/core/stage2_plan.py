@@ -207,6 +207,21 @@ class Stage2Plan:
         """Most partitioned rounds of any group (0 without partitioned groups)."""
         return max((len(g.rounds) for g in self.groups), default=0)
 
+    @property
+    def kernel_entries(self) -> int:
+        """Kernel entries the greedies of this plan compute (their work: each entry is one d-long dot
+        product), summed over every greedy: n^2 for an EXACT group, every partition's rows squared per
+        round, and the union's rows squared for a MERGE or REORDER finish. WHOLE and RANDOM groups: 0."""
+        total = 0
+        for g in self.groups:
+            if g.method is Method.EXACT:
+                total += g.size ** 2
+            for r in g.rounds:
+                total += sum(s * s for s in r.sizes)
+            if g.finish in (Finish.MERGE, Finish.REORDER):
+                total += g.rounds[-1].union ** 2
+        return total
+
 
 def plan_stage2(budgets: Mapping[Group, int], sizes: Mapping[Group, int], *, fn: str, partition_size: int,
                 seed: int, gc_lambda: float = 0.4, logdet_lambda: float = 1.0,

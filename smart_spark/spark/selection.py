@@ -21,6 +21,7 @@ No greedy ever holds a kernel over more than P rows.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Mapping
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
@@ -39,6 +40,8 @@ from smart_spark.core.stage2_plan import (
 )
 from smart_spark.spark.parallelism import TASKS_PER_SLOT, task_slots
 from smart_spark.udfs import select as udf
+
+log = logging.getLogger(__name__)
 
 _PLAN_SCHEMA = "group_id int, task string, stratum string, budget int, method string, bucket int"
 
@@ -82,6 +85,10 @@ def select_instances(spark: SparkSession, rows: DataFrame, budgets: Mapping[Grou
     """
     plan = plan_stage2(budgets, sizes, fn=fn, partition_size=partition_size, seed=seed,
                        gc_lambda=gc_lambda, logdet_lambda=logdet_lambda)
+    greedy = plan.of(Method.EXACT, Method.ROUNDS, Method.SHARES)
+    log.info("select: %s groups, %s of them (%s rows) by greedy: %.3g kernel entries",
+             f"{len(plan.groups):,}", f"{len(greedy):,}", f"{sum(g.size for g in greedy):,}",
+             plan.kernel_entries)
     plan_df = spark.createDataFrame(
         [(g.index, g.task, g.stratum, g.budget, g.method.value, g.bucket) for g in plan.groups], _PLAN_SCHEMA)
     joined = rows.join(
