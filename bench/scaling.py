@@ -168,12 +168,14 @@ class Sampler(threading.Thread):
         self.workers_rss_sum_kb = 0
         self.all_rss_sum_kb = 0  # the largest RSS of the whole tree (child included) at one instant
         self.all_pss_sum_kb = 0  # the largest PSS of the whole tree at one instant
+        self.all_rss_kinds_kb: dict[str, int] = {}  # that RSS peak by process kind
         self.stop_flag = threading.Event()
 
     def run(self) -> None:
         tick = 0
         while not self.stop_flag.is_set():
             total = everything = pss = 0
+            by_kind: dict[str, int] = {}
             with_pss = tick % self.pss_every == 0
             tick += 1
             for p in [self.pid, *_descendants(self.pid)]:
@@ -182,6 +184,7 @@ class Sampler(threading.Thread):
                     continue
                 hwm, rss, kind, cpu = got
                 everything += rss
+                by_kind[kind] = by_kind.get(kind, 0) + rss
                 if with_pss:
                     pss += _pss_kb(p)
                 if p == self.pid:
@@ -192,7 +195,8 @@ class Sampler(threading.Thread):
                 if kind == "worker":
                     total += rss
             self.workers_rss_sum_kb = max(self.workers_rss_sum_kb, total)
-            self.all_rss_sum_kb = max(self.all_rss_sum_kb, everything)
+            if everything > self.all_rss_sum_kb:
+                self.all_rss_sum_kb, self.all_rss_kinds_kb = everything, by_kind
             self.all_pss_sum_kb = max(self.all_pss_sum_kb, pss)
             self.stop_flag.wait(self.interval)
 
@@ -204,6 +208,7 @@ class Sampler(threading.Thread):
                 "tree_cpu_seconds": round(sum(self.cpu.values()), 1),
                 "workers_rss_sum_mb": self.workers_rss_sum_kb / 1024,
                 "all_rss_sum_mb": self.all_rss_sum_kb / 1024, "all_pss_sum_mb": self.all_pss_sum_kb / 1024,
+                "all_rss_kinds_mb": {k: round(v / 1024) for k, v in self.all_rss_kinds_kb.items()},
                 "workers_seen": sum(1 for _, k in self.peak.values() if k == "worker")}
 
 
@@ -343,8 +348,8 @@ def run_size(args: argparse.Namespace, n: int, keep_output: bool = False) -> dic
           f"{result['jvm_hwm_mb']:.0f} MB (-Xmx {args.driver_memory}), largest python worker VmHWM "
           f"{result['worker_hwm_mb']:.0f} MB, workers' RSS sum at peak {result['workers_rss_sum_mb']:.0f} MB "
           f"({result['workers_seen']} worker processes); all processes' RSS sum at peak "
-          f"{result['all_rss_sum_mb']:.0f} MB (PSS, shared pages counted once: "
-          f"{result['all_pss_sum_mb']:.0f} MB)", flush=True)
+          f"{result['all_rss_sum_mb']:.0f} MB (by kind {result['all_rss_kinds_mb']}; PSS, shared pages "
+          f"counted once: {result['all_pss_sum_mb']:.0f} MB)", flush=True)
     return result
 
 
