@@ -156,6 +156,25 @@ def _pss_kb(pid: int) -> int:
     return 0
 
 
+def _local_dir_bytes(since: float) -> int:
+    """Bytes under Spark's local directories (``blockmgr-*`` in the temp folder, made after ``since``):
+    shuffle files and the cached blocks that did not fit in memory."""
+    total = 0
+    for root in Path(tempfile.gettempdir()).glob("blockmgr-*"):
+        try:
+            if root.stat().st_ctime < since:
+                continue
+            for path, _, files in os.walk(root):
+                for name in files:
+                    try:
+                        total += os.stat(os.path.join(path, name)).st_size
+                    except OSError:
+                        pass
+        except OSError:
+            pass
+    return total
+
+
 class Sampler(threading.Thread):
     """Peak memory of the process tree under ``pid``, sampled every ``interval`` seconds (PSS every
     ``pss_every`` samples: reading it walks the page tables of a large JVM heap)."""
@@ -169,6 +188,8 @@ class Sampler(threading.Thread):
         self.all_rss_sum_kb = 0  # the largest RSS of the whole tree (child included) at one instant
         self.all_pss_sum_kb = 0  # the largest PSS of the whole tree at one instant
         self.all_rss_kinds_kb: dict[str, int] = {}  # that RSS peak by process kind
+        self.local_dir_bytes = 0  # the most bytes in Spark's local directories (sampled every 10 s)
+        self.started = time.time()
         self.stop_flag = threading.Event()
 
     def run(self) -> None:
@@ -177,6 +198,8 @@ class Sampler(threading.Thread):
             total = everything = pss = 0
             by_kind: dict[str, int] = {}
             with_pss = tick % self.pss_every == 0
+            if tick % 40 == 0:
+                self.local_dir_bytes = max(self.local_dir_bytes, _local_dir_bytes(self.started))
             tick += 1
             for p in [self.pid, *_descendants(self.pid)]:
                 got = _status_kb(p)
@@ -209,6 +232,7 @@ class Sampler(threading.Thread):
                 "workers_rss_sum_mb": self.workers_rss_sum_kb / 1024,
                 "all_rss_sum_mb": self.all_rss_sum_kb / 1024, "all_pss_sum_mb": self.all_pss_sum_kb / 1024,
                 "all_rss_kinds_mb": {k: round(v / 1024) for k, v in self.all_rss_kinds_kb.items()},
+                "local_dir_peak_mb": round(self.local_dir_bytes / 2**20),
                 "workers_seen": sum(1 for _, k in self.peak.values() if k == "worker")}
 
 
@@ -349,7 +373,8 @@ def run_size(args: argparse.Namespace, n: int, keep_output: bool = False) -> dic
           f"{result['worker_hwm_mb']:.0f} MB, workers' RSS sum at peak {result['workers_rss_sum_mb']:.0f} MB "
           f"({result['workers_seen']} worker processes); all processes' RSS sum at peak "
           f"{result['all_rss_sum_mb']:.0f} MB (by kind {result['all_rss_kinds_mb']}; PSS, shared pages "
-          f"counted once: {result['all_pss_sum_mb']:.0f} MB)", flush=True)
+          f"counted once: {result['all_pss_sum_mb']:.0f} MB); Spark's local directories at peak (shuffle "
+          f"files and cached blocks on disk) {result['local_dir_peak_mb']:,} MiB", flush=True)
     return result
 
 
