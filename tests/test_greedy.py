@@ -388,3 +388,23 @@ def test_normalize_rows_may_keep_zero_rows_and_give_float64() -> None:
         normalize_rows(X)
     with pytest.raises(SmartError, match="row 0 has a NaN"):
         normalize_rows(np.array([[np.nan, 1.0]]), zero_rows="keep")
+
+
+@pytest.mark.parametrize("n", [300, 2500])
+def test_fl_kernel_gains_and_picks_ignore_blas_threads(n: int) -> None:
+    """The kernel, its first gains, the picks, their gains and f(S) are bit for bit the same with 1, 2 or
+    4 BLAS threads (a multithreaded OpenBLAS product rounds with its thread count on some CPUs)."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(11)
+    X = (rng.standard_normal(64) + rng.standard_normal((n, 64))).astype(np.float32)
+    Xn = normalize_rows(X)
+    runs = []
+    for threads in (1, 2, 4):
+        with threadpool_limits(threads, user_api="blas"):
+            K, g0 = fl_kernel(Xn)
+            order, gains = greedy_select(X, "fl", 40)
+            runs.append((K, g0, order, gains, objective(X, "fl", order[:25])))
+    for K, g0, order, gains, f in runs[1:]:
+        assert np.array_equal(K, runs[0][0]) and np.array_equal(g0, runs[0][1])
+        assert np.array_equal(order, runs[0][2]) and np.array_equal(gains, runs[0][3]) and f == runs[0][4]

@@ -226,13 +226,28 @@ def fl_kernel(Xn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Returns (K, g0): K (n, n) float32, exactly symmetric with a unit diagonal (the upper-triangle
     blocks come from BLAS, the lower triangle is their mirror); g0 (n,) float64, g0_j = sum_i max(0, K_ij).
-    The mirror runs in threads, tile-rows dealt round-robin, each with its own g0 accumulator.
+    Each block of ``_KERNEL_ROWS`` rows is one single-threaded BLAS call, the blocks spread over our own
+    threads: OpenBLAS's multithreaded products round differently with its thread count, so K, and the
+    gains, would depend on the cores of the machine or executor. The mirror runs in threads, tile-rows
+    dealt round-robin, each with its own g0 accumulator.
     """
     n = Xn.shape[0]
     K = np.empty((n, n), dtype=np.float32)
-    for a in range(0, n, _KERNEL_ROWS):
+    blocks = list(range(0, n, _KERNEL_ROWS))
+    threads = min(_fl_threads(), len(blocks)) if n * n >= _PARALLEL_MIN else 1
+
+    def upper(a: int) -> None:
         b = min(n, a + _KERNEL_ROWS)
         np.matmul(Xn[a:b], Xn[a:].T, out=K[a:b, a:])
+
+    with _one_blas_thread():
+        if threads > 1:
+            with ThreadPoolExecutor(threads) as pool:
+                for done in [pool.submit(upper, a) for a in blocks]:  # the largest blocks first
+                    done.result()
+        else:
+            for a in blocks:
+                upper(a)
     starts = list(range(0, n, _MIRROR_TILE))
     threads = min(_fl_threads(), len(starts)) if n * n >= _PARALLEL_MIN else 1
     partial = np.zeros((max(threads, 1), n), dtype=np.float64)
@@ -674,7 +689,8 @@ def objective_unit(
         total = 0.0
         for a in range(0, Xn.shape[0], _OBJECTIVE_ROWS):
             b = min(Xn.shape[0], a + _OBJECTIVE_ROWS)
-            block = Xn[a:b] @ XS.T  # (rows, |S|) float32
+            with _one_blas_thread():  # the same rounding whatever BLAS's thread count (fl_kernel)
+                block = Xn[a:b] @ XS.T  # (rows, |S|) float32
             inside = np.flatnonzero((sel >= a) & (sel < b))
             block[sel[inside] - a, inside] = 1.0  # K_ii = 1 exactly
             total += float(np.maximum(block.max(axis=1), 0.0).sum(dtype=np.float64))
