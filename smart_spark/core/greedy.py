@@ -687,13 +687,13 @@ def objective_unit(
     if fn == "fl":
         XS = Xn[sel]
         total = 0.0
-        for a in range(0, Xn.shape[0], _OBJECTIVE_ROWS):
-            b = min(Xn.shape[0], a + _OBJECTIVE_ROWS)
-            with _one_blas_thread():  # the same rounding whatever BLAS's thread count (fl_kernel)
+        with _one_blas_thread():  # the same rounding whatever BLAS's thread count (fl_kernel)
+            for a in range(0, Xn.shape[0], _OBJECTIVE_ROWS):
+                b = min(Xn.shape[0], a + _OBJECTIVE_ROWS)
                 block = Xn[a:b] @ XS.T  # (rows, |S|) float32
-            inside = np.flatnonzero((sel >= a) & (sel < b))
-            block[sel[inside] - a, inside] = 1.0  # K_ii = 1 exactly
-            total += float(np.maximum(block.max(axis=1), 0.0).sum(dtype=np.float64))
+                inside = np.flatnonzero((sel >= a) & (sel < b))
+                block[sel[inside] - a, inside] = 1.0  # K_ii = 1 exactly
+                total += float(np.maximum(block.max(axis=1), 0.0).sum(dtype=np.float64))
         return total
     X64 = _unit64(Xn)
     if fn == "gc":

@@ -218,8 +218,7 @@ def cluster_into_tasks(spark: SparkSession, prepared: DataFrame, instances: Data
                        split: bool, storage: StorageLevel = StorageLevel.MEMORY_AND_DISK_DESER,
                        ) -> tuple[DataFrame, Clustering]:
     """The instances relabelled with their k-means cluster task (persisted at ``storage``; ``instances`` is
-    unpersisted)
-    and the clustering (``split`` False: K over all rows; True: K per labelled task)."""
+    unpersisted) and the clustering (``split`` False: K over all rows; True: K per labelled task)."""
     sizes = {r["task"]: int(r["count"]) for r in instances.groupBy("task").count().collect()}
     clustering = cluster_tasks(spark, instances, k=k, seed=seed, split=split, sizes=sizes, prepared=prepared,
                                prompt_col=PROMPT_COLUMN)
