@@ -29,7 +29,9 @@ def test_torch_fl_equals_numpy_fl(kind: str, monkeypatch) -> None:
     order, gains = greedy_select(X, "fl", 200)
     torch_order, torch_gains = greedy_torch.fl_greedy_torch(normalize_rows(X), 200, "cpu")
     assert torch_order.tolist() == order.tolist()
-    np.testing.assert_allclose(torch_gains, gains, rtol=1e-9, atol=1e-9)
+    # Up to float32 rounding: torch's BLAS and numpy's may sum a kernel entry's d products in another
+    # order (they agree bit for bit on some CPUs, by one ulp on others).
+    np.testing.assert_allclose(torch_gains, gains, rtol=1e-6, atol=1e-6)
 
 
 def test_torch_kernel_is_symmetric_with_unit_diagonal(monkeypatch) -> None:
