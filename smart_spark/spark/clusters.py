@@ -13,6 +13,7 @@ executors (:mod:`smart_spark.udfs.clusters`); only the centres and three prompts
 from __future__ import annotations
 
 import functools
+import gc
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -137,6 +138,11 @@ def fit_centres(rows: DataFrame, n_rows: int, *, k: int, seed: int, max_iter: in
                 best = (cost, np.asarray([np.asarray(c, dtype=np.float64) for c in model.clusterCenters()]))
     finally:
         unit.unpersist()
+        # Over Spark Connect a fitted model and its summary free their server-side copies in __del__, a
+        # gRPC call; left to the cycle collector, that call can start inside another gRPC call of this
+        # thread and wait on it forever (seen: a hang in a later applyInPandas). Free them here, now.
+        model = kmeans = None
+        gc.collect()
     return best[1]
 
 
