@@ -140,7 +140,8 @@ def fit_centres(rows: DataFrame, n_rows: int, *, k: int, seed: int, max_iter: in
         unit.unpersist()
         # Over Spark Connect a fitted model and its summary free their server-side copies in __del__, a
         # gRPC call; left to the cycle collector, that call can start inside another gRPC call of this
-        # thread and wait on it forever (seen: a hang in a later applyInPandas). Free them here, now.
+        # thread and wait on it forever (seen here: a later applyInPandas hung; pyspark's SPARK-55020 and
+        # SPARK-57655 narrow that window, 4.2 still has it). Free them here, outside any call.
         model = kmeans = None
         gc.collect()
     return best[1]
