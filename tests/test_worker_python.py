@@ -43,7 +43,6 @@ def lacks_torch(python: str) -> bool:
 
 def test_the_running_sessions_workers_pass_and_the_answer_is_kept(spark):
     tracker = spark.sparkContext.statusTracker()
-    spark.sparkContext.setJobGroup("worker-python-first", "first check")
     report = check_worker_python(spark)
     spark.sparkContext.setJobGroup("worker-python-again", "second check")
     try:
