@@ -50,7 +50,7 @@ def test_the_running_sessions_workers_pass_and_the_answer_is_kept(spark):
         spark.sparkContext.setJobGroup("worker-python-control", "a Spark job, to show the groups are seen")
         spark.range(3).collect()
     finally:
-        spark.sparkContext.setJobGroup("", "")
+        spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)  # no group for later tests
     assert report["executable"] == sys.executable  # the session sets PYSPARK_PYTHON to the driver's
     assert report["missing"] == {}
     # Kept per Spark application: asked again, no Spark job runs (the first check may itself have been
