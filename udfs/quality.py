@@ -113,7 +113,7 @@ def _task_figures(rows: pa.Table, sample: int, vendi_rows: int, wanted: Mapping[
     tasks = rows.column("task").to_numpy(zero_copy_only=False)[order]
     ids = rows.column("id").to_numpy(zero_copy_only=False)[order]
     hs = rows.column("h").to_numpy()[order]
-    X = _unit_rows(rows)[order]
+    X = _unit_rows(rows, order)
     candidates = rows.column("cov").to_numpy(zero_copy_only=False).astype(bool)[order]
     mixed = rows.column("mix").to_numpy(zero_copy_only=False).astype(bool)[order]
     starts = np.flatnonzero(np.r_[True, tasks[1:] != tasks[:-1]])
@@ -146,7 +146,7 @@ def _whole_maxima(rows: pa.Table, maxima, whole_vendi: int) -> list[dict]:
     samples' rows), and the Vendi row if the part holds scope ``all``'s Vendi candidates.
     A query that is a mixture row covers itself: its coverage is 1 (cosine to itself) without products."""
     order = pc.sort_indices(rows.select(["id"]), [("id", "ascending")]).to_numpy()
-    X = _unit_rows(rows)[order]
+    X = _unit_rows(rows, order)
     ids = rows.column("id").to_numpy(zero_copy_only=False)[order]
     hs = rows.column("h").to_numpy()[order]
     roles = rows.column("role").to_numpy()[order]
@@ -191,17 +191,26 @@ def _native_bf16() -> bool:
     return cpu_has_native_bf16()
 
 
-def _unit_rows(rows: pa.Table) -> np.ndarray:
-    """The ``embedding`` column as (n, d) float32 unit rows (normalised in float32; rows that cannot be
-    normalised go to :func:`normalize_rows`, which names them)."""
+def _unit_rows(rows: pa.Table, order: np.ndarray) -> np.ndarray:
+    """The ``embedding`` column as (n, d) float32 unit rows, row i the ``order[i]``-th row of ``rows``
+    (gathered in one copy, normalised in place in float32; rows that cannot be normalised go to
+    :func:`normalize_rows`, which names them)."""
     if rows.num_rows == 0:
         return np.zeros((0, 0), dtype=np.float32)
-    lists = rows.column("embedding").combine_chunks()
-    X = lists.flatten().to_numpy(zero_copy_only=False).reshape(rows.num_rows, -1)
+    where = np.empty(len(order), dtype=np.int64)
+    where[order] = np.arange(len(order))  # each input row's place in X
+    blocks = [c.flatten().to_numpy(zero_copy_only=False).reshape(len(c), -1)
+              for c in rows.column("embedding").chunks if len(c)]
+    X = np.empty((rows.num_rows, blocks[0].shape[1]), dtype=np.float32)
+    start = 0
+    for block in blocks:
+        X[where[start:start + len(block)]] = block
+        start += len(block)
     norms = np.sqrt(np.einsum("ij,ij->i", X, X))
     if not (np.isfinite(norms).all() and (norms > 0).all()):
         return normalize_rows(X)
-    return X / norms[:, None]
+    X /= norms[:, None]
+    return X
 
 
 @contextlib.contextmanager
