@@ -1,4 +1,5 @@
-"""The bfloat16 first pass of the quality stage prunes only: its maxima equal the float32 products'.
+"""The quality stage's cosine maxima: float32 tiles, and the bfloat16 first pass, which prunes only (its
+maxima equal the float32 products').
 
 Checked on real third-party text (the Python standard library's docstrings, embedded by the bundled
 encoder) against a float64 reference written here, and on the shapes that stress the pruning: near
@@ -12,6 +13,8 @@ import numpy as np
 import pytest
 import torch
 
+from smart_spark.core import quality
+from smart_spark.core.quality import max_cosine
 from smart_spark.core.quality_bf16 import MAX_CANDIDATE_SHARE, error_bound, max_cosine_bf16
 from smart_spark.datasets.real_text import python_doc_paragraphs
 from smart_spark.embed.encoder import load_encoder
@@ -33,6 +36,22 @@ def reference(queries: np.ndarray, keys: np.ndarray, skip: dict[int, int] | None
 def docs() -> np.ndarray:
     texts = python_doc_paragraphs(1200)
     return unit(load_encoder(None, device="cpu", precision="float32").encode(texts))
+
+
+@pytest.mark.parametrize("tile", [64, 1024])
+def test_float32_tiles_equal_the_reference_with_own_rows_skipped_across_tiles(docs, monkeypatch, tile):
+    """Maxima over several query and key tiles (ragged last ones), a row's own key skipped wherever its
+    tile falls, equal float64 products; a lone row and itself: -inf."""
+    monkeypatch.setattr(quality, "QUERY_TILE", tile)
+    monkeypatch.setattr(quality, "KEY_TILE", tile // 2 + 3)
+    ids = np.array([f"d{i:05d}" for i in range(len(docs))])
+    queries, keys = docs[:650], docs[400:]
+    assert np.abs(max_cosine(queries, keys) - reference(queries, keys)).max() < 1e-6
+    skip = {q: q - 400 for q in range(400, 650)}
+    got = max_cosine(queries, keys, query_ids=ids[:650], key_ids=ids[400:])
+    assert np.abs(got - reference(queries, keys, skip)).max() < 1e-6
+    assert max_cosine(docs[:1], docs[:1], query_ids=ids[:1], key_ids=ids[:1])[0] == -np.inf
+    assert max_cosine(docs[:0], docs).shape == (0,) and (max_cosine(docs[:3], docs[:0]) == -np.inf).all()
 
 
 def test_error_bound_holds_for_bfloat16_products(docs):
